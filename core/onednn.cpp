@@ -59,9 +59,10 @@ dnnl::memory mem_of(const Tensor& t, const dnnl::memory::desc& md) {
 }
 
 std::string key_of(const dnnl::memory::desc& md) {
-  std::string k;
   const auto& d = md.data;
-  k += "t" + std::to_string(static_cast<int>(d.data_type)) + "d";
+  std::string k = "t";  // (built with += only: gcc 12 warns falsely on "lit" + std::string)
+  k += std::to_string(static_cast<int>(d.data_type));
+  k += "d";
   for (int i = 0; i < d.ndims; ++i) k += std::to_string(d.dims[i]) + ",";
   if (d.format_kind == dnnl_blocked) {
     k += "s";
