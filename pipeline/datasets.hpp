@@ -60,8 +60,27 @@ void write_vqa_annotations(const std::string& path, const std::vector<VqaAnnotat
 std::vector<VqaResult> read_vqa_results(const std::string& path);
 void write_vqa_results(const std::string& path, const std::vector<VqaResult>& r);
 
+// Cross-file checks (InputError naming the checked file and the element index):
+// every result's image_id is an annotated image that has at least one reference caption.
+void check_caption_results(const CocoCaptions& gt, const std::vector<CaptionResult>& results,
+                           const std::string& results_path);
+// every annotation's question_id is in the questions file, with the same image_id.
+void check_vqa_annotations(const std::vector<VqaQuestion>& questions, const std::vector<VqaAnnotation>& annotations,
+                           const std::string& annotations_path);
+// every result's question_id is in the annotations.
+void check_vqa_results(const std::vector<VqaAnnotation>& annotations, const std::vector<VqaResult>& results,
+                       const std::string& results_path);
+
 // Joins root and a dataset-relative file name. Refuses absolute names and any ".." component
 // (InputError naming `source`, the file the name came from).
 std::string resolve_under_root(const std::string& root, const std::string& name, const std::string& source);
+
+// True when path names an existing regular file (symlinks followed); never throws. For batch
+// work that reports and skips missing images.
+bool regular_file_exists(const std::string& path);
+// The ids of the images whose file (resolve_under_root(root, file_name, source)) is not a
+// regular file. Throws InputError(source) for an absolute or ".." file name.
+std::vector<int64_t> missing_images(const std::string& root, const std::vector<CocoImage>& images,
+                                    const std::string& source);
 
 }  // namespace xmodal::data
