@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "attention/sdpa.hpp"
@@ -65,4 +66,98 @@ TEST_CASE("sdpa: oneDNN composition == naive reference (MHA/GQA/MQA, masks)") {
     CHECK(diff < 1e-5f);
     check_no_ref(sdpa.impl_info());
   }
+}
+
+TEST_CASE("sdpa: prepared K/V path == naive, for the prepared Lq and another Lq") {
+  const int64_t B = 2, Hq = 8, Hkv = 2, Lk = 37, D = 32;
+  Tensor k = randn({B, Hkv, Lk, D}, 11), v = randn({B, Hkv, Lk, D}, 12);
+  SdpaOneDNN sdpa;
+  SdpaOneDNN::Prepared kv = sdpa.prepare(k, v, Hq, 1);
+  for (const auto& s : kv.impl) MESSAGE(s);
+  for (int64_t lq : {1, 4}) {
+    Tensor q = randn({B, Hq, lq, D}, 13 + static_cast<uint32_t>(lq));
+    SdpaParams p;
+    p.kv_lens = {37, 20};
+    Tensor ref = sdpa_naive(q, k, v, p);
+    Tensor got = sdpa(q, kv, p);
+    const float diff = max_abs_diff(ref, got);
+    MESSAGE("prepared, Lq " << lq << ": max diff " << diff);
+    for (const auto& s : sdpa.impl_info()) MESSAGE(s);
+    CHECK(diff < 1e-5f);
+    check_no_ref(sdpa.impl_info());
+  }
+}
+
+TEST_CASE("sdpa: strided query view (a [B, L, H, D] projection transposed) and no re-creation") {
+  const int64_t B = 2, L = 6, Hq = 4, Hkv = 2, D = 8;
+  Tensor qbl = randn({B, L, Hq, D}, 21);
+  Tensor q = qbl.transpose(1, 2);  // [B, Hq, L, D], strided
+  Tensor k = randn({B, Hkv, L, D}, 22), v = randn({B, Hkv, L, D}, 23);
+  SdpaParams p;
+  p.causal = true;
+  SdpaOneDNN sdpa;
+  Tensor ref = sdpa_naive(q, k, v, p);
+  Tensor out = Tensor::empty({B, Hq, L, D});
+  sdpa.run(q, k, v, p, out);
+  CHECK(max_abs_diff(ref, out) < 1e-5f);
+  const int64_t created = PrimitiveCache::instance().created();
+  for (int r = 0; r < 3; ++r) sdpa.run(q, k, v, p, out);
+  CHECK(PrimitiveCache::instance().created() == created);
+  CHECK(max_abs_diff(ref, out) < 1e-5f);
+}
+
+TEST_CASE("sdpa: bf16 inputs stay close to the f32 reference") {
+  const int64_t B = 2, Hq = 4, Hkv = 2, Lq = 5, Lk = 16, D = 32;
+  Tensor q = randn({B, Hq, Lq, D}, 31), k = randn({B, Hkv, Lk, D}, 32), v = randn({B, Hkv, Lk, D}, 33);
+  SdpaParams p;
+  p.causal = true;
+  Tensor ref = sdpa_naive(q, k, v, p);
+  SdpaOneDNN sdpa;
+  Tensor got = sdpa(q.to(DType::bf16), k.to(DType::bf16), v.to(DType::bf16), p);
+  const float diff = max_abs_diff(ref, got);
+  MESSAGE("bf16 vs f32 reference: max diff " << diff);
+  CHECK(diff < 5e-2f);
+  check_no_ref(sdpa.impl_info());
+}
+
+TEST_CASE("sdpa: fully masked rows are zeros, not NaN") {
+  Tensor q = randn({1, 2, 3, 4}, 41), k = randn({1, 2, 5, 4}, 42), v = randn({1, 2, 5, 4}, 43);
+  SdpaParams p;
+  p.kv_lens = {0};
+  SdpaOneDNN sdpa;
+  Tensor got = sdpa(q, k, v, p);
+  for (int64_t i = 0; i < got.numel(); ++i) CHECK(got.f32()[i] == 0.f);
+  Tensor ref = sdpa_naive(q, k, v, p);
+  for (int64_t i = 0; i < ref.numel(); ++i) CHECK(ref.f32()[i] == 0.f);
+}
+
+static std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InternalError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_CASE("sdpa: bad shapes throw InternalError naming every shape") {
+  SdpaOneDNN sdpa;
+  auto q = randn({2, 3, 4, 8}, 1), k = randn({2, 2, 5, 8}, 2), v = randn({2, 2, 5, 8}, 3);
+  std::string m = error_of([&] { sdpa(q, k, v); });  // 3 heads over 2 kv heads
+  CHECK(m.find("[2, 3, 4, 8]") != std::string::npos);
+  CHECK(m.find("[2, 2, 5, 8]") != std::string::npos);
+  CHECK(m.find("not a multiple") != std::string::npos);
+  auto q4 = randn({2, 4, 4, 8}, 1);
+  m = error_of([&] { sdpa_naive(q4, k, randn({2, 2, 6, 8}, 4)); });  // K/V length mismatch
+  CHECK(m.find("[2, 2, 6, 8]") != std::string::npos);
+  CHECK(m.find("length 5") != std::string::npos);
+  m = error_of([&] { sdpa_naive(randn({2, 4, 4, 7}, 1), k, v); });  // D mismatch
+  CHECK(m.find("[2, 4, 4, 7]") != std::string::npos);
+  SdpaParams p;
+  p.kv_lens = {5};
+  m = error_of([&] { sdpa(q4, k, v, p); });  // kv_lens size
+  CHECK(m.find("kv_lens has 1 entries for batch 2") != std::string::npos);
+  p.kv_lens = {5, 6};
+  m = error_of([&] { sdpa(q4, k, v, p); });  // kv_lens value
+  CHECK(m.find("kv_lens[1] = 6") != std::string::npos);
 }
