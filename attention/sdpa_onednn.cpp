@@ -28,6 +28,8 @@ static std::string md_key(const memory::desc& md) {
     for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
       k += std::to_string(d.format_desc.blocking.inner_idxs[i]) + ":" +
            std::to_string(d.format_desc.blocking.inner_blks[i]) + ",";
+    k += "p";
+    for (int i = 0; i < d.ndims; ++i) k += std::to_string(d.padded_dims[i]) + ",";
   }
   return k;
 }
