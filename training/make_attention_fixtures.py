@@ -143,7 +143,7 @@ def make_mha():
     m = torch.nn.MultiheadAttention(E, H, batch_first=True, dtype=D64).eval()
     with torch.no_grad():
         for p in m.parameters():
-            p.copy_(torch.randn_like(p, dtype=torch.float32).to(D64) * 0.3)
+            p.copy_(torch.randn_like(p, dtype=torch.float32).to(D64) * 0.15)
     x = rand(B, L, E)
     lens = [6, 4]
     causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)  # True = masked
@@ -161,7 +161,7 @@ def make_mha():
     m = torch.nn.MultiheadAttention(E, H, batch_first=True, kdim=KD, vdim=KD, dtype=D64).eval()
     with torch.no_grad():
         for p in m.parameters():
-            p.copy_(torch.randn_like(p, dtype=torch.float32).to(D64) * 0.3)
+            p.copy_(torch.randn_like(p, dtype=torch.float32).to(D64) * 0.15)
     x, mem = rand(B, 3, E), rand(B, Lm, KD)
     lens = [9, 5]
     pad = torch.arange(Lm).unsqueeze(0) >= torch.tensor(lens).unsqueeze(1)
@@ -237,10 +237,10 @@ def mla_ref(x, wq, wdkv, wukv, wo, H, dqk, dv, causal=True, kv_lens=None):
 def make_mla():
     B, L, d, H, dqk, dv, r = 2, 7, 32, 4, 8, 6, 12
     t = {"x": rand(B, L, d),
-         "q_proj.weight": rand(H * dqk, d, scale=0.3),
-         "kv_a_proj.weight": rand(r, d, scale=0.3),
-         "kv_b_proj.weight": rand(H * (dqk + dv), r, scale=0.3),
-         "o_proj.weight": rand(d, H * dv, scale=0.3),
+         "q_proj.weight": rand(H * dqk, d, scale=d ** -0.5),
+         "kv_a_proj.weight": rand(r, d, scale=d ** -0.5),
+         "kv_b_proj.weight": rand(H * (dqk + dv), r, scale=r ** -0.5),
+         "o_proj.weight": rand(d, H * dv, scale=(H * dv) ** -0.5),
          "dims": i32([H, dqk, dv, r]),
          "kv_lens": i32([7, 5])}
     args = (t["q_proj.weight"], t["kv_a_proj.weight"], t["kv_b_proj.weight"], t["o_proj.weight"], H, dqk, dv)
