@@ -7,9 +7,11 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/error.hpp"
@@ -136,8 +138,10 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name, co
   const std::string fmt = image_format_name(h.format);
   if (h.format == ImageFormat::gif)
     throw InputError(name, "GIF images are not supported (OpenCV 4.6 cannot decode GIF); convert it to PNG first");
-  if (!h.problem.empty()) throw InputError(name, h.problem);
+  // The size first: a header that declares a huge image is reported as such even when the rest
+  // of the file is missing.
   if (h.width > 0 && h.height > 0) check_pixel_limit(name, h.width, h.height, options.max_pixels);
+  if (!h.problem.empty()) throw InputError(name, h.problem);
   if (h.format == ImageFormat::webp && h.animated)
     throw InputError(name, "animated WebP is not supported (OpenCV 4.6 cannot decode it); extract a frame first");
   if (size > static_cast<size_t>(INT_MAX))
@@ -152,6 +156,14 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name, co
     bytes = reinterpret_cast<const uint8_t*>(stripped.data());
     nbytes = stripped.size();
   }
+
+  // OpenCV logs decoder failures (OpenJPEG, libtiff) on stderr; we report our own one-line
+  // error instead. OPENCV_LOG_LEVEL in the environment still wins, for debugging.
+  static const bool quiet_opencv = [] {
+    if (!std::getenv("OPENCV_LOG_LEVEL")) cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+    return true;
+  }();
+  (void)quiet_opencv;
 
   cv::Mat m;
   try {

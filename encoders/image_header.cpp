@@ -4,6 +4,8 @@
 #include "encoders/image_header.hpp"
 
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -66,39 +68,49 @@ uint64_t sat_mul(uint64_t a, uint64_t b) {
 
 // ---------------------------------------------------------------- TIFF structure (and EXIF)
 
-// Reads IFD0 of a TIFF-structured block. Calls on_tag(tag, type, count, value_offset) for each
-// entry, where value_offset is the offset of the 4-byte value field inside the block.
+// A TIFF-structured block (a TIFF file, or the EXIF block inside JPEG/PNG/WebP): byte order
+// and typed reads.
+struct Tiff {
+  const Reader& r;
+  bool le = true;
+  uint16_t u16(size_t o) const { return le ? r.le16(o) : r.be16(o); }
+  uint32_t u32(size_t o) const { return le ? r.le32(o) : r.be32(o); }
+  // Element i of a SHORT (3) or LONG (4) tag whose 4-byte value field is at v: stored inline
+  // when the whole array fits in 4 bytes, else at the offset held in the field.
+  uint32_t element(uint16_t type, uint32_t count, size_t v, uint64_t i) const {
+    if (type != 3 && type != 4) throw OutOfBytes{};
+    const uint64_t size = type == 3 ? 2 : 4;
+    const uint64_t base = uint64_t(count) * size <= 4 ? v : u32(v);
+    const uint64_t at = base + i * size;  // i < 2^32, so no overflow
+    if (at > r.n) throw OutOfBytes{};
+    return type == 3 ? u16(static_cast<size_t>(at)) : u32(static_cast<size_t>(at));
+  }
+  uint32_t value(uint16_t type, size_t v) const { return element(type, 1, v, 0); }
+};
+
+// Reads IFD0. Calls on_tag(tiff, tag, type, count, value_offset) for each entry, where
+// value_offset is the offset of the entry's 4-byte value field.
 template <class F>
 void walk_ifd0(const Reader& r, F&& on_tag) {
-  bool le;
-  if (r.match(0, "II")) le = true;
-  else if (r.match(0, "MM")) le = false;
+  Tiff t{r};
+  if (r.match(0, "II")) t.le = true;
+  else if (r.match(0, "MM")) t.le = false;
   else throw OutOfBytes{};
-  auto u16 = [&](size_t o) { return le ? r.le16(o) : r.be16(o); };
-  auto u32 = [&](size_t o) { return le ? r.le32(o) : r.be32(o); };
-  if (u16(2) != 42) throw OutOfBytes{};
-  uint32_t ifd = u32(4);
-  uint16_t count = u16(ifd);
+  if (t.u16(2) != 42) throw OutOfBytes{};
+  uint32_t ifd = t.u32(4);
+  uint16_t count = t.u16(ifd);
   r.need(size_t(ifd) + 2, size_t(count) * 12);
   for (uint16_t i = 0; i < count; ++i) {
     size_t e = size_t(ifd) + 2 + size_t(i) * 12;
-    on_tag(u16(e), u16(e + 2), u32(e + 4), e + 8, u16, u32);
+    on_tag(t, t.u16(e), t.u16(e + 2), t.u32(e + 4), e + 8);
   }
-}
-
-// A SHORT or LONG tag value with count 1, stored inline.
-template <class U16, class U32>
-uint32_t inline_uint(uint16_t type, size_t value_off, U16& u16, U32& u32) {
-  if (type == 3) return u16(value_off);
-  if (type == 4) return u32(value_off);
-  return 0;
 }
 
 int orientation_in(const Reader& r) {
   int orientation = 0;
-  walk_ifd0(r, [&](uint16_t tag, uint16_t type, uint32_t count, size_t v, auto& u16, auto& u32) {
+  walk_ifd0(r, [&](const Tiff& t, uint16_t tag, uint16_t type, uint32_t count, size_t v) {
     if (tag == 0x0112 && count == 1) {
-      uint32_t o = inline_uint(type, v, u16, u32);
+      uint32_t o = t.value(type, v);
       if (o >= 1 && o <= 8) orientation = static_cast<int>(o);
     }
   });
@@ -305,7 +317,11 @@ void probe_bmp(const Reader& r, ImageHeader& h) {
     h.problem = "corrupt BMP: " + num(bpp) + " bits per pixel";
     return;
   }
-  if (compression == 0 || compression == 3 || compression == 6) {  // uncompressed rows
+  if (compression > 3) {  // OpenCV 4.6 reads BI_RGB, BI_RLE8, BI_RLE4 and BI_BITFIELDS
+    h.problem = "unsupported BMP: compression type " + num(compression) + " (OpenCV 4.6 reads types 0 to 3)";
+    return;
+  }
+  if (compression == 0 || compression == 3) {  // uncompressed rows
     uint64_t stride = (sat_mul(uint64_t(w), bpp) + 31) / 32 * 4;
     uint64_t need = sat_mul(stride, uint64_t(hh));
     if (need > UINT64_MAX - data_off || data_off + need > r.n)
@@ -392,20 +408,27 @@ void probe_webp(const Reader& r, ImageHeader& h) {
 void probe_tiff(const Reader& r, ImageHeader& h) {
   int photometric = -1;
   uint32_t spp = 1, bps = 0;
-  walk_ifd0(r, [&](uint16_t tag, uint16_t type, uint32_t count, size_t v, auto& u16, auto& u32) {
+  struct Array {
+    uint16_t type = 0;
+    uint32_t count = 0;
+    size_t v = 0;
+  } offsets, counts;
+  bool le = true;
+  walk_ifd0(r, [&](const Tiff& t, uint16_t tag, uint16_t type, uint32_t count, size_t v) {
+    le = t.le;
     switch (tag) {
-      case 256: h.width = inline_uint(type, v, u16, u32); break;
-      case 257: h.height = inline_uint(type, v, u16, u32); break;
-      case 258:  // BitsPerSample: one SHORT per sample, inline when they fit in 4 bytes
-        if (type == 3) bps = count <= 2 ? u16(v) : u16(u32(v));
-        break;
-      case 262: photometric = static_cast<int>(inline_uint(type, v, u16, u32)); break;
+      case 256: h.width = t.value(type, v); break;
+      case 257: h.height = t.value(type, v); break;
+      case 258: bps = t.element(type, count, v, 0); break;  // BitsPerSample, one per sample
+      case 262: photometric = static_cast<int>(t.value(type, v)); break;
       case 274: {
-        uint32_t o = inline_uint(type, v, u16, u32);
+        uint32_t o = t.value(type, v);
         if (count == 1 && o >= 1 && o <= 8) h.exif_orientation = static_cast<int>(o);
         break;
       }
-      case 277: spp = inline_uint(type, v, u16, u32); break;
+      case 277: spp = t.value(type, v); break;
+      case 273: case 324: offsets = {type, count, v}; break;  // StripOffsets / TileOffsets
+      case 279: case 325: counts = {type, count, v}; break;   // StripByteCounts / TileByteCounts
       default: break;
     }
   });
@@ -420,8 +443,25 @@ void probe_tiff(const Reader& r, ImageHeader& h) {
     case 8: h.color = "CIELab"; break;
     default: h.color = ""; break;
   }
-  if (h.width == 0 || h.height == 0)
+  if (h.width == 0 || h.height == 0) {
     h.problem = "corrupt TIFF: the first directory declares a " + num(h.width) + "x" + num(h.height) + " image";
+    return;
+  }
+  // Every strip (or tile) must lie inside the file; otherwise libtiff fails half-way through.
+  if (offsets.count == 0 || offsets.count != counts.count) {
+    h.problem = "corrupt TIFF: " + num(offsets.count) + " strip offsets and " + num(counts.count) + " strip sizes";
+    return;
+  }
+  Tiff t{r, le};
+  for (uint64_t i = 0; i < offsets.count; ++i) {
+    uint64_t off = t.element(offsets.type, offsets.count, offsets.v, i);
+    uint64_t len = t.element(counts.type, counts.count, counts.v, i);
+    if (off + len > r.n) {
+      h.problem = "truncated TIFF: strip " + num(i) + " needs bytes " + num(off) + " to " + num(off + len) +
+                  ", the file has " + num(r.n);
+      return;
+    }
+  }
 }
 
 // ---------------------------------------------------------------- PNM / PAM / PFM (text headers)
@@ -528,7 +568,9 @@ void probe_pfm(const Reader& r, ImageHeader& h) {
   TextHeader t{r, 2};
   int64_t w = t.number(), hh = t.number();
   std::string scale = t.token();
-  if (w <= 0 || hh <= 0 || scale.empty()) {
+  char* end = nullptr;
+  const double sc = scale.empty() ? 0.0 : std::strtod(scale.c_str(), &end);
+  if (w <= 0 || hh <= 0 || scale.empty() || *end != '\0' || !std::isfinite(sc) || sc == 0.0) {
     h.problem = "corrupt PFM: bad header";
     return;
   }
@@ -564,8 +606,14 @@ void j2k_siz(const Reader& r, size_t at, ImageHeader& h) {
   h.bit_depth = (r.u8(at + 42) & 0x7F) + 1;
 }
 
+// A JPEG 2000 codestream ends with the EOC marker FF D9; without it the file was cut short.
+void check_j2k_end(const Reader& r, size_t end, ImageHeader& h) {
+  if (end < 2 || r.be16(end - 2) != 0xFFD9)
+    h.problem = "truncated JPEG 2000: the codestream has no end marker (the file is " + num(r.n) + " bytes)";
+}
+
 void probe_jp2(const Reader& r, ImageHeader& h) {
-  // Boxes: LBox (u32), TBox; LBox 1 = 64-bit length follows; 0 = to the end.
+  // Boxes: LBox (u32), TBox; LBox 1 = a 64-bit length follows; 0 = to the end of the file.
   auto box_end = [&](size_t pos, size_t limit, size_t& body) {
     uint64_t len = r.be32(pos);
     body = pos + 8;
@@ -575,31 +623,41 @@ void probe_jp2(const Reader& r, ImageHeader& h) {
     } else if (len == 0) {
       return limit;
     }
-    if (len < body - pos || len > limit - pos) throw OutOfBytes{};
+    if (len < body - pos) throw OutOfBytes{};
+    if (len > limit - pos) {
+      h.problem = "truncated JPEG 2000: box " + r.text(pos + 4, 4) + " at byte " + num(pos) + " needs " + num(len) +
+                  " bytes, the file has " + num(limit - pos) + " from there";
+      return size_t(0);
+    }
     return pos + static_cast<size_t>(len);
   };
+  bool have_ihdr = false, have_codestream = false;
   size_t pos = 0;
-  for (int guard = 0; guard < 1024 && pos + 8 <= r.n; ++guard) {
+  for (int guard = 0; guard < 4096 && pos + 8 <= r.n; ++guard) {
     size_t body, end = box_end(pos, r.n, body);
+    if (!h.problem.empty()) return;
     if (r.match(pos + 4, "jp2h")) {
       for (size_t q = body; q + 8 <= end;) {
         size_t qb, qe = box_end(q, end, qb);
+        if (!h.problem.empty()) return;
         if (r.match(q + 4, "ihdr")) {
           h.height = r.be32(qb);
           h.width = r.be32(qb + 4);
           h.channels = r.be16(qb + 8);
           uint8_t bpc = r.u8(qb + 10);
           h.bit_depth = bpc == 255 ? 0 : (bpc & 0x7F) + 1;
-          return;
+          have_ihdr = true;
         }
-        if (qe == q) break;
         q = qe;
       }
+    } else if (r.match(pos + 4, "jp2c")) {
+      check_j2k_end(r, end, h);
+      have_codestream = true;
     }
-    if (end == pos) break;
     pos = end;
   }
-  h.problem = "corrupt JPEG 2000: no image header box";
+  if (h.problem.empty() && (!have_ihdr || !have_codestream))
+    h.problem = have_ihdr ? "truncated JPEG 2000: no codestream box" : "corrupt JPEG 2000: no image header box";
 }
 
 // ---------------------------------------------------------------- OpenEXR
@@ -751,8 +809,12 @@ ImageHeader probe_image_header(const uint8_t* data, size_t size) {
       case ImageFormat::pfm: probe_pfm(r, h); break;
       case ImageFormat::sun_raster: probe_sun(r, h); break;
       case ImageFormat::jpeg2000:
-        if (data[0] == 0xFF) j2k_siz(r, 0, h);
-        else probe_jp2(r, h);
+        if (data[0] == 0xFF) {
+          j2k_siz(r, 0, h);
+          check_j2k_end(r, size, h);
+        } else {
+          probe_jp2(r, h);
+        }
         break;
       case ImageFormat::openexr: probe_exr(r, h); break;
       case ImageFormat::radiance_hdr: probe_hdr(r, h); break;
