@@ -91,6 +91,17 @@ struct VqaScores {
 VqaScores score_vqa(const std::vector<data::VqaAnnotation>& annotations, const std::vector<data::VqaResult>& results,
                     VqaEvalVersion version = VqaEvalVersion::current);
 
+// ---- Python string semantics the reference code relies on ---------------------------------
+namespace text {
+std::u32string decode_utf8(const std::string& s);  // invalid bytes -> U+FFFD
+std::string encode_utf8(const std::u32string& t);
+char32_t to_lower(char32_t c);         // Unicode lower case (Latin, Greek, Cyrillic)
+bool python_isspace(char32_t c);       // str.isspace() of Python 3
+std::vector<std::string> python_split(const std::string& s);  // s.split()
+std::string python_strip(const std::string& s);               // s.strip()
+std::string python_lower(const std::string& s);               // s.lower()
+}  // namespace text
+
 // Python 2's round(x, ndigits): correctly rounded from the exact binary value, ties away from
 // zero.
 double python2_round(double x, int ndigits);

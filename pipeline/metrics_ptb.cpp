@@ -27,58 +27,9 @@ using Cp = char32_t;
 using Text = std::u32string;
 using Ends = std::vector<uint32_t>;
 
-// ---- UTF-8 ------------------------------------------------------------------------------
-
-Text decode_utf8(const std::string& s) {
-  Text out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    Cp cp = 0xFFFD;
-    size_t len = 1;
-    if (c < 0x80) {
-      cp = c;
-    } else if ((c >> 5) == 6 && i + 1 < s.size()) {
-      cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
-      len = 2;
-    } else if ((c >> 4) == 14 && i + 2 < s.size()) {
-      cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-      len = 3;
-    } else if ((c >> 3) == 30 && i + 3 < s.size()) {
-      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
-      len = 4;
-    }
-    out.push_back(cp);
-    i += len;
-  }
-  return out;
-}
-
-void append_utf8(std::string& out, Cp c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
-
-std::string encode_utf8(const Text& t) {
-  std::string out;
-  out.reserve(t.size());
-  for (Cp c : t) append_utf8(out, c);
-  return out;
-}
+using text::decode_utf8;
+using text::encode_utf8;
+using text::to_lower;
 
 // ---- Unicode character properties (approximate outside ASCII) ------------------------------
 
@@ -103,19 +54,6 @@ bool is_unicode_digit(Cp c) {  // [:digit:] (Unicode Nd), common blocks
 
 bool is_unicode_upper(Cp c) {
   return in(c, 'A', 'Z') || in(c, 0xC0, 0xD6) || in(c, 0xD8, 0xDE) || in(c, 0x391, 0x3A9) || in(c, 0x410, 0x42F);
-}
-
-Cp to_lower(Cp c) {  // String.toLowerCase(Locale.ENGLISH), common scripts
-  if (in(c, 'A', 'Z')) return c + 32;
-  if (c < 0xC0) return c;
-  if ((in(c, 0xC0, 0xD6) || in(c, 0xD8, 0xDE))) return c + 32;
-  if (in(c, 0x100, 0x137) || in(c, 0x14A, 0x177)) return c | 1u;
-  if (in(c, 0x139, 0x148) || in(c, 0x179, 0x17E)) return (c & 1u) ? c + 1 : c;
-  if (c == 0x178) return 0xFF;
-  if (in(c, 0x391, 0x3A9) && c != 0x3A2) return c + 32;
-  if (in(c, 0x410, 0x42F)) return c + 32;
-  if (in(c, 0x400, 0x40F)) return c + 80;
-  return c;
 }
 
 Cp fold_ascii(Cp c) { return in(c, 'A', 'Z') ? c + 32 : c; }
