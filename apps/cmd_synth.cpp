@@ -111,6 +111,8 @@ int run_synth(const std::vector<std::string>& args) {
   info("synth: " + std::string(scenes::preset_name(so.preset)) + " seed " + std::to_string(seed) + ": " +
        std::to_string(sum.images) + " images, " + std::to_string(sum.captions) + " captions, " +
        std::to_string(sum.questions) + " questions in " + out);
+  verbose("synth: " + Progress::format_duration(sum.seconds_images) + " for the images, " +
+          Progress::format_duration(sum.seconds - sum.seconds_images) + " for the JSON files");
   return 0;
 }
 

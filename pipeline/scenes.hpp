@@ -155,7 +155,8 @@ struct SynthOptions {
 };
 struct SynthSummary {
   int64_t images = 0, captions = 0, questions = 0;
-  double seconds = 0;
+  double seconds = 0;         // everything
+  double seconds_images = 0;  // generation + rendering + PNG files (the rest is the JSON files)
 };
 // Writes DIR/images/NNNNNN.png, scenes.json, captions.json, questions.json and
 // annotations.json. Images are rendered and written in parallel (OpenMP); on_progress(n) is

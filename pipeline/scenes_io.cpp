@@ -1,4 +1,6 @@
 // Scenes: scenes.json reader/writer and the whole-dataset writer (images + COCO + VQA files).
+#include <malloc.h>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -169,6 +171,12 @@ SynthSummary write_dataset(const SynthOptions& o, const std::function<void(int64
   fs::create_directories(img_dir, ec);
   if (ec) throw InputError(img_dir, "cannot create directory: " + ec.message());
 
+  // Each PNG encode allocates and frees ~256 KB of zlib state; with glibc's default trim
+  // threshold every free gives the memory back to the kernel and the next encode faults it in
+  // again (measured: 2/3 of the run time was brk/page faults). Keep freed memory instead.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+
   const int64_t n = o.images;
   std::vector<Scene> scenes(n);
   std::vector<std::vector<std::string>> caps(n);
@@ -195,6 +203,7 @@ SynthSummary write_dataset(const SynthOptions& o, const std::function<void(int64
     }
   }
   if (error) std::rethrow_exception(error);
+  const auto t1 = std::chrono::steady_clock::now();
 
   data::CocoCaptions coco;
   std::vector<data::VqaQuestion> vq;
@@ -212,20 +221,35 @@ SynthSummary write_dataset(const SynthOptions& o, const std::function<void(int64
     }
   }
   const fs::path out(o.out);
-  data::write_coco_captions((out / "captions.json").string(), coco);
-  data::write_vqa_questions((out / "questions.json").string(), vq);
-  data::write_vqa_annotations((out / "annotations.json").string(), va);
   ScenesFile sf;
   sf.preset = o.preset;
   sf.seed = o.seed;
   sf.scenes = std::move(scenes);
-  write_scenes_file((out / "scenes.json").string(), sf);
+  // The four JSON files are independent: write them in parallel (serialising 100k VQA
+  // annotations alone takes seconds).
+  std::exception_ptr json_error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int f = 0; f < 4; ++f) {
+    try {
+      switch (f) {
+        case 0: data::write_vqa_annotations((out / "annotations.json").string(), va); break;
+        case 1: data::write_vqa_questions((out / "questions.json").string(), vq); break;
+        case 2: data::write_coco_captions((out / "captions.json").string(), coco); break;
+        case 3: write_scenes_file((out / "scenes.json").string(), sf); break;
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!json_error) json_error = std::current_exception();
+    }
+  }
+  if (json_error) std::rethrow_exception(json_error);
 
   SynthSummary sum;
   sum.images = n;
   sum.captions = static_cast<int64_t>(coco.annotations.size());
   sum.questions = static_cast<int64_t>(vq.size());
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sum.seconds_images = std::chrono::duration<double>(t1 - t0).count();
   return sum;
 }
 
