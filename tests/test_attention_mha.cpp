@@ -211,3 +211,13 @@ TEST_CASE("mha: mis-shaped weights are ModelErrors naming the weight and both sh
   MultiHeadAttention ok({.d_model = 32, .n_heads = 4, .n_kv_heads = 2}, w);
   CHECK_THROWS_AS(ok.forward(randn({2, 5, 31}, 5)), InternalError);
 }
+
+TEST_CASE("mha: bf16 projection weights stay close to PyTorch f32 (and run no ref kernel)") {
+  Fixture fx("mha.safetensors");
+  MultiHeadAttention mha({.d_model = 32, .n_heads = 4, .n_kv_heads = 2, .weight_dtype = DType::bf16},
+                         gqa_weights(fx, "gqa_self"));
+  SdpaParams p;
+  p.causal = true;
+  expect_close(mha.forward(fx["gqa_self.x"], p), fx["gqa_self.out_causal"], "GQA causal, bf16 weights", 2e-2f);
+  check_no_ref(mha.impl_info());
+}
