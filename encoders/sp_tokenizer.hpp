@@ -3,7 +3,9 @@
 //
 // - load() reads the file itself (regular files only, size-capped) and parses the bytes with
 //   LoadFromSerializedProto, so a missing, truncated or garbage model is a ModelError naming the
-//   file, never an abort inside the library.
+//   file, never an abort inside the library. The library trusts the model's precompiled
+//   normalization trie (a flipped byte there loads fine, then segfaults on encode), so load()
+//   first walks that trie with bounds checks (detail::sp_check_charsmap).
 // - encode("") is empty; invalid UTF-8 never crashes (the library maps bad bytes to U+FFFD,
 //   which then encodes as unknown pieces).
 // - decode() range-checks ids itself (the library does not check in every path); control pieces
@@ -61,5 +63,12 @@ class SpTokenizer {
   std::string path_;
   int size_ = 0, unk_ = -1, bos_ = -1, eos_ = -1, pad_ = -1;
 };
+
+namespace detail {
+// Checks a sentencepiece precompiled normalization map (u32 trie size, double-array trie,
+// NUL-terminated strings) the way the library will walk it. Empty when safe, else the problem.
+// load() runs it on every map in the model, because the library walks it unchecked.
+std::string sp_check_charsmap(std::string_view blob);
+}  // namespace detail
 
 }  // namespace xmodal

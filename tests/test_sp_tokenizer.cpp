@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -159,4 +160,61 @@ TEST_CASE("sp_tokenizer: corrupt or missing models are ModelErrors naming the fi
   CHECK(not_valid(load_error(write("noise.model", noise))));
   // The safetensors fixture is not a sentencepiece model either.
   CHECK(not_valid(load_error(std::string(XMODAL_SOURCE_DIR) + "/tests/fixtures/safetensors/st_py.safetensors")));
+}
+
+namespace {
+// A hand-built normalization map: one rule 'A' -> "a". 768 units: root state 256, edge 'A' at
+// unit 256^0x41 = 321 leading to state 512, whose leaf unit (512) holds string offset 0.
+struct Charsmap {
+  std::vector<uint32_t> units = std::vector<uint32_t>(768, 0);
+  std::string strings = std::string("a\0", 2);
+  Charsmap() {
+    units[0] = 256u << 10;                                // root: offset 256
+    units[321] = ((321u ^ 512u) << 10) | (1u << 8) | 0x41;  // label 'A', has a leaf, next state 512
+    units[512] = (1u << 31) | 0u;                          // leaf: value 0 -> "a"
+  }
+  std::string blob(uint32_t trie_bytes_override = 0) const {
+    uint32_t tb = trie_bytes_override ? trie_bytes_override : static_cast<uint32_t>(units.size() * 4);
+    std::string b(reinterpret_cast<const char*>(&tb), 4);
+    b.append(reinterpret_cast<const char*>(units.data()), units.size() * 4);
+    return b + strings;
+  }
+};
+}  // namespace
+
+TEST_CASE("sp_tokenizer: the normalization trie is walked with bounds checks") {
+  using detail::sp_check_charsmap;
+  Charsmap ok;
+  CHECK(sp_check_charsmap(ok.blob()) == "");
+  CHECK(sp_check_charsmap("") == "");  // no map at all
+  CHECK(sp_check_charsmap(ok.blob(1u << 30)).find("exceeds the map") != std::string::npos);
+  Charsmap far = ok;
+  far.units[321] = ((321u ^ 5000u) << 10) | (1u << 8) | 0x41;  // next state beyond the 768 units
+  CHECK(sp_check_charsmap(far.blob()).find("outside the trie") != std::string::npos);
+  Charsmap root = ok;
+  root.units[0] = 800u << 10;  // root state 800: past the 768 units
+  CHECK(sp_check_charsmap(root.blob()).find("state 800 points outside the trie (768 units)") != std::string::npos);
+  Charsmap value = ok;
+  value.units[512] = (1u << 31) | 7u;  // string offset 7 in a 2-byte table
+  CHECK(sp_check_charsmap(value.blob()).find("value 7 is outside the string table (2 bytes)") != std::string::npos);
+  Charsmap noterm = ok;
+  noterm.strings = "a";  // no NUL: the library's strlen would run off the end
+  CHECK(sp_check_charsmap(noterm.blob()).find("outside the string table") != std::string::npos);
+
+  // The same check guards load(): corrupt the root of the fixture's map (found after the
+  // normalizer name "nmt_nfkc", field 2, varint length, u32 trie size).
+  std::string model = read_file(kModel);
+  size_t p = model.find(std::string("nmt_nfkc\x12", 9));
+  REQUIRE(p != std::string::npos);
+  p += 9;
+  while (static_cast<unsigned char>(model[p]) & 0x80) ++p;  // skip the varint length
+  p += 1 + 4;                                               // its last byte, then the trie size
+  uint32_t bad_root = 0xfffffc00u;                          // offset far outside the trie
+  std::memcpy(&model[p], &bad_root, 4);
+  try {
+    SpTokenizer::from_bytes(model, "corrupt.model");
+    FAIL("a corrupt normalization trie loaded");
+  } catch (const ModelError& e) {
+    CHECK(std::string(e.what()).find("normalization trie state") != std::string::npos);
+  }
 }
