@@ -96,6 +96,9 @@ def pil_rgb(file):
 A = smooth_image(9, 13)  # non-square, odd sizes: orientation mistakes change the shape
 Image.fromarray(A).save(path("rgb8.png"))
 add_decode("rgb8.png", A, "png", color="RGB")
+Image.fromarray(A).save(path("icc_junk.png"), icc_profile=b"\0" * 200)
+add_decode("icc_junk.png", A, "png", color="RGB",
+           note="a junk ICC profile: xmodal strips iCCP so libpng prints no warning")
 
 v16 = rng.integers(0, 65536, (9, 13, 3), dtype=np.uint16)
 v16[0, :4] = [[0, 128, 129], [384, 385, 65535], [65407, 65408, 1], [32767, 32768, 65534]]

@@ -90,6 +90,11 @@ run inspect "$fx/rgb16.png" "$fx/rgba.png"
 grep -qF "$fx/rgb16.png: png, 13x9, 3 channels (RGB), 16-bit" "$tmp/out" || fail "rgb16 line: $out"
 grep -qF "alpha dropped" "$tmp/out" || fail "rgba line lacks 'alpha dropped': $out"
 
+# A PNG with a junk ICC profile: libpng would warn "iCCP: too short"; xmodal strips the chunk.
+run inspect "$fx/icc_junk.png"
+[ "$rc" -eq 0 ] || fail "icc_junk.png: exit $rc"
+[ -z "$err" ] || fail "icc_junk.png: unexpected stderr (libpng warning?): $err"
+
 # --resize/--crop/--out write what the model sees; reading it back gives the new size.
 run inspect "$fx/orient6.jpg" --resize 40x30 --resample bilinear --crop 20x24 --out "$tmp/seen.png"
 [ "$rc" -eq 0 ] || fail "--resize --out: exit $rc ($err)"
