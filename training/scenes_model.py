@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 DEFAULT_CONFIG = {
     "image_size": 96,          # every image is resized (PIL bicubic) to image_size^2
-    "conv_channels": [32, 64, 64, 128],
+    "conv_channels": [24, 48, 48, 96],
     "conv_strides": [2, 2, 1, 2],
-    "d_model": 128,
+    "d_model": 96,
     "n_heads": 4,
-    "d_ff": 512,
+    "d_ff": 384,
     "n_enc_layers": 2,
     "n_dec_layers": 3,
     "max_len": 48,
@@ -54,7 +54,7 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(d, d)
         self.k_proj = nn.Linear(d, d)
         self.v_proj = nn.Linear(d, d)
-        self.out_proj = nn.Linear(d, d)
+        self.o_proj = nn.Linear(d, d)
 
     def split(self, x):  # [B, L, d] -> [B, h, L, dh]
         b, l, d = x.shape
@@ -72,7 +72,7 @@ class Attention(nn.Module):
             s = s.masked_fill(m, float("-inf"))
         o = torch.softmax(s, -1) @ v
         b, _, l, _ = o.shape
-        return self.out_proj(o.transpose(1, 2).reshape(b, l, -1))
+        return self.o_proj(o.transpose(1, 2).reshape(b, l, -1))
 
     def forward(self, x, mem=None, causal=False):
         k, v = self.kv(x if mem is None else mem)

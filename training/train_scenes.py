@@ -240,6 +240,9 @@ def main():
     ap.add_argument("--cap-weight", type=float, default=0.5, help="caption loss weight (per target token)")
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.02)
+    ap.add_argument("--decay-start", type=int, default=-1,
+                    help="warmup-stable-decay: constant LR until this step, then linear decay to min-lr-frac at "
+                         "--steps (a cooldown can branch from any checkpoint); -1 = cosine over all steps")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--weight-decay", type=float, default=0.02)
     ap.add_argument("--q-aug", type=float, default=0.1, help="fraction of questions trained without '?'")
@@ -312,6 +315,9 @@ def main():
     def lr_at(s):
         if s < args.warmup:
             return args.lr * (s + 1) / args.warmup
+        if args.decay_start >= 0:
+            t = max(0.0, (s - args.decay_start) / max(1, args.steps - args.decay_start))
+            return args.lr * (1 - (1 - args.min_lr_frac) * min(1.0, t))
         t = (s - args.warmup) / max(1, args.steps - args.warmup)
         return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
