@@ -272,6 +272,8 @@ Tensor MultiHeadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   const Shape out_shape{q.size(0), q.size(1), q.size(2), c_.head_dim};
   if (backend_ == SdpaBackend::naive) {
     heads_out_ = sdpa_naive(q, k, v, *p);
+  } else if (backend_ == SdpaBackend::fused) {
+    heads_out_ = sdpa_fused(q, k, v, *p);
   } else {
     if (heads_out_.shape() != out_shape || !heads_out_.raw()) heads_out_ = Tensor::empty(out_shape);
     if (prepared)
@@ -293,6 +295,8 @@ std::vector<std::string> MultiHeadAttention::impl_info() const {
   r.push_back("o_proj: " + o_.impl_info());
   if (backend_ == SdpaBackend::onednn)
     for (const auto& s : sdpa_.impl_info()) r.push_back(s);
+  else
+    r.push_back(backend_ == SdpaBackend::fused ? "sdpa: fused" : "sdpa: naive reference");
   return r;
 }
 

@@ -22,7 +22,7 @@
 //
 // The projections are ops::Linear (oneDNN matmul, packed weights, bias post-op); self-attention
 // uses one fused QKV projection (separate weights are concatenated at construction). The
-// attention itself is SdpaOneDNN (or sdpa_naive, for tests). A layer holds scratch buffers:
+// attention itself is SdpaOneDNN by default (or sdpa_fused / sdpa_naive, see SdpaBackend). A layer holds scratch buffers:
 // do not call one layer instance from two threads at once.
 #pragma once
 #include <string>
@@ -42,7 +42,10 @@ Tensor merge_heads(const Tensor& x);
 // Writes x [B, H, L, hd] (any strides) into out [B, L, H*hd] (contiguous, preallocated).
 void merge_heads_into(const Tensor& x, Tensor& out);
 
-enum class SdpaBackend { onednn, naive };
+// Which SDPA runs inside the layer: the oneDNN composition (default; uses the prepared K/V of a
+// CrossMemory), the fused online-softmax kernel (attention/sdpa_fused.cpp; fastest for decode,
+// see FACTS.md), or the double-precision reference.
+enum class SdpaBackend { onednn, fused, naive };
 
 struct MhaConfig {
   int64_t d_model = 0;     // query width and output width

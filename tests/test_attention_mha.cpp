@@ -110,10 +110,10 @@ TEST_CASE("mha: torch.nn.MultiheadAttention cross-attention (kdim 24 != embed 32
 TEST_CASE("mha: GQA self-attention (Hq 4, Hkv 2): causal, sliding window, padding") {
   Fixture fx("mha.safetensors");
   const Tensor x = fx["gqa_self.x"];
-  for (SdpaBackend be : {SdpaBackend::onednn, SdpaBackend::naive}) {
+  for (SdpaBackend be : {SdpaBackend::onednn, SdpaBackend::fused, SdpaBackend::naive}) {
     MultiHeadAttention mha({.d_model = 32, .n_heads = 4, .n_kv_heads = 2}, gqa_weights(fx, "gqa_self"));
     mha.set_backend(be);
-    const char* bn = be == SdpaBackend::onednn ? "oneDNN" : "naive";
+    const char* bn = be == SdpaBackend::onednn ? "oneDNN" : be == SdpaBackend::fused ? "fused" : "naive";
     SdpaParams p;
     p.causal = true;
     expect_close(mha.forward(x, p), fx["gqa_self.out_causal"], std::string("GQA causal, ") + bn);
@@ -143,7 +143,11 @@ TEST_CASE("mha: KV-cached decoding step by step == all at once (GQA, window, pad
   const Tensor x = fx["gqa_self.x"];  // [2, 7, 32]
   const int64_t B = x.size(0), L = x.size(1);
   MultiHeadAttention mha({.d_model = 32, .n_heads = 4, .n_kv_heads = 2}, gqa_weights(fx, "gqa_self"));
-  for (int64_t window : {0, 3}) {
+  for (int64_t w : {0, 3, -1}) {  // -1: window 0 on the fused backend
+    const bool fused = w < 0;
+    const int64_t window = fused ? 0 : w;
+    const std::string tag = ", window " + std::to_string(window) + (fused ? ", fused" : ", oneDNN");
+    mha.set_backend(fused ? SdpaBackend::fused : SdpaBackend::onednn);
     SdpaParams p;
     p.causal = true;
     p.window = window;
@@ -155,12 +159,12 @@ TEST_CASE("mha: KV-cached decoding step by step == all at once (GQA, window, pad
     put_rows(steps, mha.forward(rows(x, 0, 3), cache, p), 0);
     for (int64_t t = 3; t < L; ++t) {
       put_rows(steps, mha.forward(rows(x, t, t + 1), cache, p), t);
-      check_no_ref(mha.impl_info());
+      if (mha.impl_info().back() != "sdpa: fused") check_no_ref(mha.impl_info());
     }
     CHECK(cache.size() == L);
     CHECK(cache.keys().raw() == kbuf);  // appended in place, never reallocated
-    expect_close(steps, full, "decode vs all-at-once, window " + std::to_string(window));
-    expect_close(steps, fx[window ? "gqa_self.out_window" : "gqa_self.out_causal"], "decode vs PyTorch");
+    expect_close(steps, full, "decode vs all-at-once" + tag);
+    expect_close(steps, fx[window ? "gqa_self.out_window" : "gqa_self.out_causal"], "decode vs PyTorch" + tag);
   }
   KVCache small = mha.make_cache(B, 2);
   SdpaParams p;
@@ -180,6 +184,9 @@ TEST_CASE("mha: cross-attention memory projected once, reused by every decode st
   Tensor steps = Tensor::zeros({x.size(0), x.size(1), 32});
   for (int64_t t = 0; t < x.size(1); ++t) put_rows(steps, mha.forward(rows(x, t, t + 1), cm, p), t);
   expect_close(steps, fx["mqa_cross.out"], "cross decode steps vs PyTorch");
+  mha.set_backend(SdpaBackend::fused);
+  for (int64_t t = 0; t < x.size(1); ++t) put_rows(steps, mha.forward(rows(x, t, t + 1), cm, p), t);
+  expect_close(steps, fx["mqa_cross.out"], "cross decode steps vs PyTorch, fused");
 }
 
 TEST_CASE("mha: KV cache beam reorder") {
