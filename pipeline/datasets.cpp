@@ -133,6 +133,22 @@ class UniqueIds {
   std::unordered_map<int64_t, size_t> first_;
 };
 
+// Why a dataset-relative file name is unsafe, or "" when it is fine: empty, NUL, absolute, "..".
+std::string bad_relative_name(const std::string& name) {
+  if (name.empty()) return "empty file name";
+  if (name.find('\0') != std::string::npos) return "file name contains a NUL byte";
+  if (name.front() == '/') return "'" + name + "' is an absolute path; names must be relative to the image root";
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    if (end - start == 2 && name.compare(start, 2, "..") == 0)
+      return "'" + name + "' contains '..'; names must stay under the image root";
+    start = end + 1;
+  }
+  return "";
+}
+
 }  // namespace
 
 // ---- COCO captions ----------------------------------------------------------------------
@@ -150,6 +166,7 @@ CocoCaptions read_coco_captions(const std::string& path) {
     CocoImage im;
     im.id = get_int(o, "id", w);
     im.file_name = get_str(o, "file_name", w);
+    if (std::string why = bad_relative_name(im.file_name); !why.empty()) w.fail("file_name: " + why);
     im.width = get_dim(o, "width", w);
     im.height = get_dim(o, "height", w);
     img_ids.add(im.id, i);
@@ -366,17 +383,7 @@ void check_vqa_results(const std::vector<VqaAnnotation>& annotations, const std:
 // ---- Paths ------------------------------------------------------------------------------
 
 std::string resolve_under_root(const std::string& root, const std::string& name, const std::string& source) {
-  if (name.empty()) throw InputError(source, "empty file name");
-  if (name.find('\0') != std::string::npos) throw InputError(source, "file name contains a NUL byte");
-  if (name.front() == '/') throw InputError(source, "'" + name + "' is an absolute path; names must be relative to the image root");
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('/', start);
-    if (end == std::string::npos) end = name.size();
-    if (name.compare(start, end - start, "..") == 0 && end - start == 2)
-      throw InputError(source, "'" + name + "' contains '..'; names must stay under the image root");
-    start = end + 1;
-  }
+  if (std::string why = bad_relative_name(name); !why.empty()) throw InputError(source, why);
   if (root.empty()) return name;
   return root.back() == '/' ? root + name : root + "/" + name;
 }

@@ -46,6 +46,7 @@ struct VqaResult {  // results file: [{"question_id", "answer"}]
   std::string answer;
 };
 
+// images[].file_name must be relative without ".." (see resolve_under_root).
 CocoCaptions read_coco_captions(const std::string& path);
 void write_coco_captions(const std::string& path, const CocoCaptions& c);
 std::vector<CaptionResult> read_caption_results(const std::string& path);
