@@ -226,5 +226,6 @@ TEST_CASE("mha: bf16 projection weights stay close to PyTorch f32 (and run no re
   SdpaParams p;
   p.causal = true;
   expect_close(mha.forward(fx["gqa_self.x"], p), fx["gqa_self.out_causal"], "GQA causal, bf16 weights", 2e-2f);
-  check_no_ref(mha.impl_info());
+  // oneDNN 2.6 has bf16 matmul kernels only from AVX-512 up; older CPUs may run ref ones.
+  if (__builtin_cpu_supports("avx512f")) check_no_ref(mha.impl_info());
 }

@@ -117,7 +117,8 @@ TEST_CASE("sdpa: bf16 inputs stay close to the f32 reference") {
   const float diff = max_abs_diff(ref, got);
   MESSAGE("bf16 vs f32 reference: max diff " << diff);
   CHECK(diff < 5e-2f);
-  check_no_ref(sdpa.impl_info());
+  // oneDNN 2.6 has bf16 matmul kernels only from AVX-512 up; older CPUs may run ref ones.
+  if (__builtin_cpu_supports("avx512f")) check_no_ref(sdpa.impl_info());
 }
 
 TEST_CASE("sdpa: fully masked rows are zeros, not NaN") {
@@ -160,4 +161,25 @@ TEST_CASE("sdpa: bad shapes throw InternalError naming every shape") {
   p.kv_lens = {5, 6};
   m = error_of([&] { sdpa(q4, k, v, p); });  // kv_lens value
   CHECK(m.find("kv_lens[1] = 6") != std::string::npos);
+}
+
+TEST_CASE("sdpa: the no-ref check can fail: a {1,1,Lq,Lk} mask post-op on a batched matmul is ref") {
+  // FACTS.md: this mask shape silently falls back to ref:any; SdpaOneDNN never builds it. The
+  // impl string of such a primitive must contain "ref", or the checks above would prove nothing.
+  using dnnl::memory;
+  const memory::dim B = 2, H = 4, Lq = 8, Lk = 8, D = 16;
+  auto f32 = memory::data_type::f32;
+  memory::desc q({B, H, Lq, D}, f32, memory::format_tag::abcd), kt({B, H, D, Lk}, f32, memory::format_tag::abdc),
+      s({B, H, Lq, Lk}, f32, memory::format_tag::abcd);
+  auto make = [&](const memory::dims& mask_dims) {
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_add, memory::desc(mask_dims, f32, memory::format_tag::abcd));
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    return impl_info_of(dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), attr, cpu_engine())));
+  };
+  const std::string bad = make({1, 1, Lq, Lk}), good = make({B, 1, Lq, Lk});
+  MESSAGE("mask {1,1,Lq,Lk}: " << bad << "; mask {B,1,Lq,Lk}: " << good);
+  CHECK(bad.find("ref") != std::string::npos);
+  CHECK(good.find("ref") == std::string::npos);
 }
