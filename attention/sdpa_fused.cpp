@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "attention/sdpa.hpp"
 #include "core/error.hpp"
@@ -313,8 +314,21 @@ std::string sdpa_fused_isa() {
 }
 
 // q [B, Hq, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] (f32 or bf16, any strides) -> [B, Hq, Lq, Dv] f32
-Tensor sdpa_fused(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SdpaParams& p) {
+Tensor sdpa_fused(const Tensor& q, const Tensor& k, const Tensor& v, const SdpaParams& p) {
+  check_sdpa_shapes(q, k, v, p);
+  Tensor out = Tensor::empty({q.size(0), q.size(1), q.size(2), v.size(3)});
+  sdpa_fused_into(q, k, v, p, out);
+  return out;
+}
+
+// same, into out [B, Hq, Lq, Dv] (contiguous f32)
+void sdpa_fused_into(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SdpaParams& p, Tensor& out) {
   check_sdpa_shapes(q_in, k_in, v_in, p);
+  const Shape want{q_in.size(0), q_in.size(1), q_in.size(2), v_in.size(3)};
+  if (out.dtype() != DType::f32 || !out.is_contiguous() || out.shape() != want)
+    throw InternalError("sdpa_fused: out is " + out.describe() + (out.is_contiguous() ? "" : " (strided)") +
+                        ", expected contiguous f32" + shape_str(want));
+  if (out.numel() == 0) return;
   // f32 with unit stride along the head dim; other strides are used as they are (no copy for
   // the usual [B, L, H, D] -> [B, H, L, D] transposed views).
   auto prep = [](const Tensor& t) {
@@ -325,8 +339,6 @@ Tensor sdpa_fused(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, co
   const Tensor q = prep(q_in), k = prep(k_in), v = prep(v_in);
   const int64_t B = q.size(0), Hq = q.size(1), Lq = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), Lk = k.size(2), Dv = v.size(3);
-  Tensor out = Tensor::empty({B, Hq, Lq, Dv});
-  if (out.numel() == 0) return out;
   Job J{};
   J.q = q.f32();
   J.k = k.f32();
@@ -354,7 +366,6 @@ Tensor sdpa_fused(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, co
     case SdpaIsa::avx2: fused_avx2::run(J, threads); break;
     default: fused_scalar::run(J, threads); break;
   }
-  return out;
 }
 
 }  // namespace xmodal::attn

@@ -8,6 +8,11 @@
 
 namespace xmodal::attn {
 
+// sdpa_fused (attention/sdpa.hpp) writing into a preallocated contiguous f32 out
+// [B, Hq, Lq, Dv]: nothing is allocated per call (the hot decode loop, benches).
+struct SdpaParams;
+void sdpa_fused_into(const Tensor& q, const Tensor& k, const Tensor& v, const SdpaParams& p, Tensor& out);
+
 enum class SdpaIsa { best, avx512, avx2, scalar };
 
 // The instruction set sdpa_fused() uses from now on. `best` (the default) picks AVX-512 when

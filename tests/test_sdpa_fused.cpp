@@ -92,6 +92,8 @@ TEST_CASE("sdpa_fused matches sdpa_naive on every ISA, shape and mask") {
       // GQA and MQA, decode and prefill
       {2, 8, 2, 1, 49, 64, 64}, {1, 8, 2, 20, 100, 64, 64}, {1, 6, 1, 1, 577, 64, 64}, {2, 12, 3, 3, 50, 20, 20, true},
       {1, 32, 4, 1, 64, 64, 64}, {1, 8, 1, 5, 64, 64, 64, false, 0, true},
+      // stacked rows that fill tiles partly: 28 = 16 + 12 lanes, 25, 23 = 16 + 7 (row engine)
+      {1, 4, 1, 7, 50, 64, 64}, {1, 2, 2, 25, 30, 24, 24, true}, {2, 1, 1, 23, 61, 40, 40, false, 0, true},
   };
   for (SdpaIsa isa : isas()) {
     sdpa_fused_set_isa(isa);
