@@ -124,8 +124,10 @@ SdpaOneDNN::Prepared SdpaOneDNN::prepare(const Tensor& k, const Tensor& v, int64
 }
 
 Tensor SdpaOneDNN::operator()(const Tensor& q, const Prepared& kv, const SdpaParams& p) {
-  Tensor out = Tensor::empty({q.dim() == 4 ? q.size(0) : 0, q.dim() == 4 ? q.size(1) : 0,
-                              q.dim() == 4 ? q.size(2) : 0, kv.v_shape.size() == 4 ? kv.v_shape[3] : 0});
+  if (q.dim() != 4 || kv.v_shape.size() != 4)
+    throw InternalError("sdpa: q " + q.describe() + " with prepared K/V " + shape_str(kv.k_shape) +
+                        " (expected q [B, Hq, Lq, D] and a prepare()d K/V)");
+  Tensor out = Tensor::empty({q.size(0), q.size(1), q.size(2), kv.v_shape[3]});
   run(q, kv, p, out);
   return out;
 }
