@@ -48,15 +48,14 @@ inline uint8_t to_u8(T v) {
 }
 
 // m [H, W, C] (C = 1..4, OpenCV's B G R A order) -> Image [H, W, 3] RGB u8; alpha dropped.
-template <class T>
+template <class T, int C>
 Image mat_to_rgb(const cv::Mat& m) {
   Image out(m.cols, m.rows);
-  const int c = m.channels();
   for (int y = 0; y < m.rows; ++y) {
     const T* src = m.ptr<T>(y);
     uint8_t* dst = out.at(0, y);
-    for (int x = 0; x < m.cols; ++x, src += c, dst += 3) {
-      if (c <= 2) {
+    for (int x = 0; x < m.cols; ++x, src += C, dst += 3) {
+      if constexpr (C <= 2) {
         dst[0] = dst[1] = dst[2] = to_u8(src[0]);
       } else {
         dst[0] = to_u8(src[2]);
@@ -66,6 +65,16 @@ Image mat_to_rgb(const cv::Mat& m) {
     }
   }
   return out;
+}
+
+template <class T>
+Image mat_to_rgb(const cv::Mat& m) {
+  switch (m.channels()) {
+    case 1: return mat_to_rgb<T, 1>(m);
+    case 2: return mat_to_rgb<T, 2>(m);
+    case 3: return mat_to_rgb<T, 3>(m);
+    default: return mat_to_rgb<T, 4>(m);
+  }
 }
 
 Image mat_to_rgb_any(const cv::Mat& m, const std::string& name) {
@@ -183,7 +192,7 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name, co
   Image img = mat_to_rgb_any(m, name);
   // OpenCV's TIFF decoder already applies the TIFF orientation tag.
   const bool orient_here = h.format == ImageFormat::jpeg || h.format == ImageFormat::png || h.format == ImageFormat::webp;
-  if (orient_here) img = apply_exif_orientation(img, h.exif_orientation);
+  if (orient_here && h.exif_orientation >= 2) img = apply_exif_orientation(img, h.exif_orientation);
 
   if (info) {
     ImageInfo& in = *info;
@@ -264,7 +273,8 @@ Image center_crop(const Image& in, int w, int h) {
   // Source offset of output pixel (0, 0); negative when padding.
   const int left = in.width >= w ? (in.width - w) / 2 : -((w - in.width) / 2);
   const int top = in.height >= h ? (in.height - h) / 2 : -((h - in.height) / 2);
-  Image out(w, h);  // zero (black) where nothing is copied
+  Image out(w, h);
+  if (left < 0 || top < 0) std::fill(out.pixels.begin(), out.pixels.end(), uint8_t(0));  // black padding
   for (int y = 0; y < h; ++y) {
     const int sy = y + top;
     if (sy < 0 || sy >= in.height) continue;

@@ -213,6 +213,7 @@ TEST_CASE("image: resample names and PIL codes") {
 
 TEST_CASE("image: center crop (floor offset) and padding") {
   Image im(5, 4);
+  std::fill(im.pixels.begin(), im.pixels.end(), uint8_t(0));
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 5; ++x) im.at(x, y)[0] = static_cast<uint8_t>(10 * y + x);
   Image c = center_crop(im, 2, 3);  // left (5-2)/2 = 1, top (4-3)/2 = 0
@@ -251,6 +252,7 @@ TEST_CASE("image: EXIF orientation on a 3x2 image, by hand") {
   // d e f                                           e b           b e           c b a
   //                                                 f c           a d
   Image im(3, 2);
+  std::fill(im.pixels.begin(), im.pixels.end(), uint8_t(0));
   for (int i = 0; i < 6; ++i) im.pixels[i * 3] = static_cast<uint8_t>('a' + i);
   auto str = [](const Image& o) {
     std::string s;
