@@ -76,6 +76,39 @@ void normalize(Ends& e) {
 
 using Pred = bool (*)(Cp);
 
+// Scratch position lists, reused across calls (matching allocates nothing in the steady state).
+class Scratch {
+ public:
+  Scratch() {
+    auto& pool = free_list();
+    if (pool.empty()) {
+      v_ = new Ends;
+    } else {
+      v_ = pool.back();
+      pool.pop_back();
+    }
+    v_->clear();
+  }
+  ~Scratch() { free_list().push_back(v_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Ends& operator*() { return *v_; }
+  Ends* operator->() { return v_; }
+
+ private:
+  struct Pool {
+    std::vector<Ends*> v;
+    ~Pool() {
+      for (Ends* e : v) delete e;
+    }
+  };
+  static std::vector<Ends*>& free_list() {
+    thread_local Pool pool;
+    return pool.v;
+  }
+  Ends* v_;
+};
+
 // A character class: ASCII bitmap, code point ranges and an optional predicate; maybe negated.
 struct ClassNode : Node {
   std::bitset<128> ascii;
@@ -111,15 +144,18 @@ struct LitNode : Node {  // a literal string, ASCII letters caseless (JFlex %cas
 struct SeqNode : Node {
   std::vector<P> parts;
   void ends(const Text& s, uint32_t pos, Ends& out) const override {
-    Ends cur{pos}, next;
+    Scratch a, b;
+    Ends* cur = &*a;
+    Ends* next = &*b;
+    cur->push_back(pos);
     for (const auto& p : parts) {
-      next.clear();
-      for (uint32_t q : cur) p->ends(s, q, next);
-      if (next.empty()) return;
-      normalize(next);
-      cur.swap(next);
+      next->clear();
+      for (uint32_t q : *cur) p->ends(s, q, *next);
+      if (next->empty()) return;
+      if (next->size() > 1) normalize(*next);
+      std::swap(cur, next);
     }
-    out.insert(out.end(), cur.begin(), cur.end());
+    out.insert(out.end(), cur->begin(), cur->end());
   }
   bool nullable() const override {
     for (const auto& p : parts)
@@ -156,24 +192,28 @@ struct RepNode : Node {  // x{lo,hi}; hi < 0 is unbounded
   P x;
   int lo = 0, hi = -1;
   void ends(const Text& s, uint32_t pos, Ends& out) const override {
-    Ends frontier{pos}, next, seen;
+    Scratch fa, na, sa, tmp;
+    Ends* frontier = &*fa;
+    Ends* next = &*na;
+    Ends& seen = *sa;
+    frontier->push_back(pos);
     if (lo == 0) out.push_back(pos);
     for (int k = 1; hi < 0 || k <= hi; ++k) {
-      next.clear();
-      for (uint32_t q : frontier) x->ends(s, q, next);
-      normalize(next);
+      next->clear();
+      for (uint32_t q : *frontier) x->ends(s, q, *next);
+      if (next->size() > 1) normalize(*next);
       if (k >= lo) {
         // Past the minimum, positions already reached add nothing new (guarantees termination).
-        Ends fresh;
-        std::set_difference(next.begin(), next.end(), seen.begin(), seen.end(), std::back_inserter(fresh));
-        next.swap(fresh);
-        out.insert(out.end(), next.begin(), next.end());
-        Ends merged;
-        std::merge(seen.begin(), seen.end(), next.begin(), next.end(), std::back_inserter(merged));
-        seen.swap(merged);
+        tmp->clear();
+        std::set_difference(next->begin(), next->end(), seen.begin(), seen.end(), std::back_inserter(*tmp));
+        next->swap(*tmp);
+        out.insert(out.end(), next->begin(), next->end());
+        tmp->clear();
+        std::merge(seen.begin(), seen.end(), next->begin(), next->end(), std::back_inserter(*tmp));
+        seen.swap(*tmp);
       }
-      if (next.empty()) break;
-      frontier.swap(next);
+      if (next->empty()) break;
+      std::swap(frontier, next);
     }
   }
   bool nullable() const override { return lo == 0 || x->nullable(); }
