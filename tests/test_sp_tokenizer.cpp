@@ -198,7 +198,7 @@ TEST_CASE("sp_tokenizer: the normalization trie is walked with bounds checks") {
   value.units[512] = (1u << 31) | 7u;  // string offset 7 in a 2-byte table
   CHECK(sp_check_charsmap(value.blob()).find("value 7 is outside the string table (2 bytes)") != std::string::npos);
   Charsmap noterm = ok;
-  noterm.strings = "a";  // no NUL: the library's strlen would run off the end
+  noterm.strings.resize(1);  // no NUL: the library's strlen would run off the end
   CHECK(sp_check_charsmap(noterm.blob()).find("outside the string table") != std::string::npos);
 
   // The same check guards load(): corrupt the root of the fixture's map (found after the
