@@ -11,6 +11,11 @@
 // - EXIF orientation (tag 0x0112) is applied for JPEG, PNG (eXIf) and WebP; OpenCV's TIFF
 //   decoder applies a TIFF's orientation itself.
 // - Colour profiles (ICC) and gamma chunks are ignored, as PIL's convert("RGB") ignores them.
+//   A PNG's iCCP chunk is stripped before decoding so that libpng prints no profile warnings.
+// - Truncated PNG, JPEG, WebP, BMP, PNM, TIFF and JPEG 2000 files are refused by our header
+//   checks before OpenCV sees them (OpenCV would otherwise return a partly grey image or print
+//   decoder messages). OpenCV's own logging is silenced on first use unless OPENCV_LOG_LEVEL is
+//   set in the environment.
 #pragma once
 #include <array>
 #include <cstdint>
