@@ -1,0 +1,135 @@
+// The built-in scenes model ("xmodal-scenes", assets/models/scenes): one small network that
+// captions scene images and answers questions about them, as a prefix language model.
+// Definition and training: training/scenes_model.py, training/train_scenes.py.
+//
+//   image -> RGB u8 -> PIL-bicubic resize to S x S -> (v/255 - mean)/std, + x, y coordinate
+//   channels in [-1, 1]  [1, 5, S, S]
+//     -> Conv2d 3x3 (+ReLU) x n (total stride 8)  [1, C, G, G] -> [1, G*G, C]
+//     -> Linear C->d + img_pos [G*G, d] -> pre-LN encoder layers -> enc_ln  = memory [1, G*G, d]
+//   tokens -> tok_emb + pos_emb -> pre-LN decoder layers (causal self-attention with KV cache,
+//     cross-attention to memory whose K/V are projected once per image, GELU FFN)
+//     -> dec_ln -> logits = x tok_emb^T
+// Prompts: VQA "<bos> question <sep>", caption "<bos> <cap> <sep>"; generation stops at <eos>.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention/mha.hpp"
+#include "core/ops.hpp"
+#include "core/tensor.hpp"
+#include "encoders/image.hpp"
+#include "encoders/sp_tokenizer.hpp"
+#include "pipeline/decoding.hpp"
+#include "pipeline/weights.hpp"
+
+namespace xmodal {
+
+struct ScenesConfig {
+  int64_t image_size = 0;                   // "image_size" (== preprocessing.size)
+  std::vector<int64_t> conv_channels;       // "conv_channels"
+  std::vector<int64_t> conv_strides;        // "conv_strides"
+  int64_t grid = 0;                         // "grid_size": G, memory length G*G
+  int64_t d_model = 0, n_heads = 0, d_ff = 0;
+  int64_t n_enc_layers = 0, n_dec_layers = 0;
+  int64_t max_len = 0, vocab_size = 0;
+  float ln_eps = 1e-5f;                     // "layer_norm_eps"
+  Resample resample = Resample::bicubic;    // "preprocessing.resample"
+  std::array<float, 3> mean{}, std{};       // "preprocessing.mean" / ".std"
+  float rescale = 1.f / 255.f;              // "preprocessing.rescale"
+  // "special_ids"
+  int pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3, sep_id = 4, cap_id = 5;
+
+  // Reads and checks config.json (ModelError naming the key on anything unexpected).
+  static ScenesConfig from(const Config& c);
+};
+
+class ScenesModel {
+ public:
+  // Loads a model directory: config.json, model.safetensors (every tensor checked by name and
+  // shape; unknown tensors are an error), tokenizer.model. ModelError on any problem.
+  static ScenesModel load(const std::string& dir);
+
+  const ScenesConfig& config() const { return cfg_; }
+  const SpTokenizer& tokenizer() const { return tok_; }
+  const std::string& dir() const { return dir_; }
+
+  // ---- the stages (public for the parity tests) ----
+  // image [H, W, 3] u8 -> [S, S, 3] u8, PIL-compatible resize (no-op when already S x S)
+  Image resize(const Image& image) const;
+  // resized [S, S, 3] u8 -> x [1, 5, S, S] f32 (normalised RGB + coordinate channels)
+  Tensor to_input(const Image& resized) const;
+  // x [1, 5, S, S] -> memory [1, G*G, d]
+  Tensor encode(const Tensor& x) const;
+
+  // Per image: the cross-attention K/V of every decoder layer, projected once.
+  struct ImageMemory {
+    std::vector<attn::CrossMemory> cross;  // one per decoder layer
+  };
+  ImageMemory project(const Tensor& memory) const;  // memory [1, G*G, d]
+  ImageMemory prepare_image(const Image& image) const { return project(encode(to_input(resize(image)))); }
+
+  // Decoding state of one sequence: self-attention KV caches and the position.
+  struct Sequence {
+    const ImageMemory* image = nullptr;
+    std::vector<attn::KVCache> caches;  // one per decoder layer, capacity max_len
+    int64_t pos = 0;
+  };
+  Sequence start(const ImageMemory& image) const;
+  // Appends ids [T] to the sequence (KV cache) -> logits [T, V] of those positions.
+  // InternalError past max_len positions (callers bound their lengths).
+  Tensor step(Sequence& seq, const std::vector<int>& ids) const;
+
+  // Prompts.
+  std::vector<int> vqa_prompt(const std::string& question) const;  // <bos> question <sep>
+  std::vector<int> caption_prompt() const;                          // <bos> <cap> <sep>
+  // Greedy generation after a prompt, bounded by max_len; returns the generated ids.
+  GreedyResult generate(const ImageMemory& image, const std::vector<int>& prompt, int max_new_tokens) const;
+  std::string caption(const ImageMemory& image) const;
+  std::string answer(const ImageMemory& image, const std::string& question) const;
+  // Longest question, in tokens, that still leaves room for an answer.
+  int64_t max_question_tokens() const { return cfg_.max_len - 3 - kMaxAnswerTokens; }
+  static constexpr int kMaxAnswerTokens = 8;
+
+ private:
+  struct EncoderLayer {
+    Tensor ln1_w, ln1_b;         // enc_layers.{i}.ln1.weight / .bias [d]
+    attn::MultiHeadAttention attn;  // enc_layers.{i}.attn.{q,k,v,o}_proj.{weight,bias}
+    Tensor ln2_w, ln2_b;         // enc_layers.{i}.ln2.weight / .bias [d]
+    ops::Linear fc1;             // enc_layers.{i}.ffn.fc1.weight [d_ff, d], .bias [d_ff] (+GELU erf)
+    ops::Linear fc2;             // enc_layers.{i}.ffn.fc2.weight [d, d_ff], .bias [d]
+  };
+  struct DecoderLayer {
+    Tensor ln1_w, ln1_b;               // dec_layers.{i}.ln1.weight / .bias [d]
+    attn::MultiHeadAttention self_attn;   // dec_layers.{i}.self_attn.{q,k,v,o}_proj.{weight,bias}
+    Tensor ln2_w, ln2_b;               // dec_layers.{i}.ln2.weight / .bias [d]
+    attn::MultiHeadAttention cross_attn;  // dec_layers.{i}.cross_attn.{q,k,v,o}_proj.{weight,bias}
+    Tensor ln3_w, ln3_b;               // dec_layers.{i}.ln3.weight / .bias [d]
+    ops::Linear fc1;                   // dec_layers.{i}.ffn.fc1.weight [d_ff, d], .bias [d_ff] (+GELU erf)
+    ops::Linear fc2;                   // dec_layers.{i}.ffn.fc2.weight [d, d_ff], .bias [d]
+  };
+
+  ScenesConfig cfg_;
+  std::string dir_;
+  SpTokenizer tok_;
+  std::vector<ops::Conv2d> convs_;  // convs.{i}.weight [C_i, C_{i-1}, 3, 3], convs.{i}.bias [C_i] (+ReLU)
+  ops::Linear img_proj_;            // img_proj.weight [d, C_last], img_proj.bias [d]
+  Tensor img_pos_;                  // img_pos [G*G, d]
+  std::vector<EncoderLayer> enc_;   // enc_layers.{i}.*
+  Tensor enc_ln_w_, enc_ln_b_;      // enc_ln.weight / enc_ln.bias [d]
+  Tensor tok_emb_;                  // tok_emb.weight [V, d] (also the tied LM head)
+  ops::Linear lm_head_;             // tok_emb.weight used as [V, d] weight, no bias
+  Tensor pos_emb_;                  // pos_emb [max_len, d]
+  std::vector<DecoderLayer> dec_;   // dec_layers.{i}.*
+  Tensor dec_ln_w_, dec_ln_b_;      // dec_ln.weight / dec_ln.bias [d]
+};
+
+// Where the shipped model lives: $XMODAL_MODEL_DIR if set, else assets/models/scenes found
+// next to the executable (../assets, ../../assets, ... or share/xmodal/assets), or else in
+// the source tree it was compiled from. Returns "" when none exists.
+std::string default_scenes_model_dir(const std::string& argv0_hint = "");
+// flag when non-empty, else default_scenes_model_dir(); ModelError when neither exists.
+std::string resolve_scenes_model_dir(const std::string& flag);
+
+}  // namespace xmodal
