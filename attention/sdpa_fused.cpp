@@ -96,7 +96,7 @@ struct V {
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   // 2^x for x <= 0: round-to-nearest split, degree-7 Taylor of 2^f on [-0.5, 0.5] (rel. error
   // < 3e-9 before rounding), scalef for 2^n. x < -126 and NaN give exactly 0.
-  static reg exp2(reg x) {
+  [[gnu::always_inline]] static reg exp2(reg x) {
     const __mmask16 ok = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.f), _CMP_GE_OQ);
     x = _mm512_max_ps(x, _mm512_set1_ps(-126.f));
     const reg n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -128,19 +128,50 @@ struct V {
     return _mm512_cvtss_f32(v);
   }
   // Four vectors -> per 128-bit lane [sum a, sum b, sum c, sum d] (partial over that lane).
-  static reg reduce4(reg a, reg b, reg c, reg d) {
+  [[gnu::always_inline]] static reg reduce4(reg a, reg b, reg c, reg d) {
     const reg x = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));  // a b a b
     const reg y = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));  // c d c d
     const __m512d xd = _mm512_castps_pd(x), yd = _mm512_castps_pd(y);
     return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(xd, yd)), _mm512_castpd_ps(_mm512_unpackhi_pd(xd, yd)));
   }
   // 16 vectors -> one vector whose lane i is the sum of a[i].
-  static reg reduce_w(const reg* a) {
+  [[gnu::always_inline]] static reg reduce_w(const reg (&a)[W]) {
     const reg z0 = reduce4(a[0], a[1], a[2], a[3]), z1 = reduce4(a[4], a[5], a[6], a[7]);
     const reg z2 = reduce4(a[8], a[9], a[10], a[11]), z3 = reduce4(a[12], a[13], a[14], a[15]);
     const reg w01 = _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x44), _mm512_shuffle_f32x4(z0, z1, 0xEE));
     const reg w23 = _mm512_add_ps(_mm512_shuffle_f32x4(z2, z3, 0x44), _mm512_shuffle_f32x4(z2, z3, 0xEE));
     return _mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, 0x88), _mm512_shuffle_f32x4(w01, w23, 0xDD));
+  }
+  // dst[d * ldd + i] = rows[i][d] * c for d < D, i < W; rows i >= nrows give 0 (transposes a
+  // tile of query rows into lanes with 16x16 in-register transposes: 64 shuffles per 256 values).
+  static void transpose_rows(const float* const* rows, int nrows, int64_t D, float c, float* dst, int64_t ldd) {
+    const reg cv = _mm512_set1_ps(c);
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, D - d0));
+      reg r[16], a[16];
+      for (int i = 0; i < 16; ++i) r[i] = i < nrows ? _mm512_mul_ps(load_n(rows[i] + d0, n), cv) : zero();
+      for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int g = 0; g < 16; g += 4) {  // rows 4g'..: per 128-bit lane L, x_m = column 4L+m
+        const __m512d a0 = _mm512_castps_pd(a[g]), a1 = _mm512_castps_pd(a[g + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[g + 2]), a3 = _mm512_castps_pd(a[g + 3]);
+        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+      }
+      for (int m = 0; m < 4; ++m) {  // 4x4 transpose of 128-bit lanes across the four row groups
+        const reg y0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44), y1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);
+        const reg y2 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44),
+                  y3 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
+        const reg out[4] = {_mm512_shuffle_f32x4(y0, y2, 0x88), _mm512_shuffle_f32x4(y0, y2, 0xDD),
+                            _mm512_shuffle_f32x4(y1, y3, 0x88), _mm512_shuffle_f32x4(y1, y3, 0xDD)};
+        for (int L = 0; L < 4; ++L)
+          if (4 * L + m < n) store(dst + (d0 + 4 * L + m) * ldd, out[L]);
+      }
+    }
   }
   // s where lo <= j < hi (per lane), else -inf.
   static reg mask_keys(reg s, reg lo, reg hi, float j) {
@@ -183,7 +214,7 @@ struct V {
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   // As the AVX-512 version; 2^n is added into the exponent bits.
-  static reg exp2(reg x) {
+  [[gnu::always_inline]] static reg exp2(reg x) {
     const reg ok = _mm256_cmp_ps(x, _mm256_set1_ps(-126.f), _CMP_GE_OQ);
     x = _mm256_max_ps(x, _mm256_set1_ps(-126.f));
     const reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -212,15 +243,41 @@ struct V {
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     return _mm_cvtss_f32(h);
   }
-  static reg reduce4(reg a, reg b, reg c, reg d) {
+  [[gnu::always_inline]] static reg reduce4(reg a, reg b, reg c, reg d) {
     const reg x = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
     const reg y = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
     const __m256d xd = _mm256_castps_pd(x), yd = _mm256_castps_pd(y);
     return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(xd, yd)), _mm256_castpd_ps(_mm256_unpackhi_pd(xd, yd)));
   }
-  static reg reduce_w(const reg* a) {
+  [[gnu::always_inline]] static reg reduce_w(const reg (&a)[W]) {
     const reg z0 = reduce4(a[0], a[1], a[2], a[3]), z1 = reduce4(a[4], a[5], a[6], a[7]);
     return _mm256_add_ps(_mm256_permute2f128_ps(z0, z1, 0x20), _mm256_permute2f128_ps(z0, z1, 0x31));
+  }
+  // As the AVX-512 version, 8x8 blocks.
+  static void transpose_rows(const float* const* rows, int nrows, int64_t D, float c, float* dst, int64_t ldd) {
+    const reg cv = _mm256_set1_ps(c);
+    for (int64_t d0 = 0; d0 < D; d0 += 8) {
+      const int n = static_cast<int>(std::min<int64_t>(8, D - d0));
+      reg r[8], a[8];
+      for (int i = 0; i < 8; ++i) r[i] = i < nrows ? _mm256_mul_ps(load_n(rows[i] + d0, n), cv) : zero();
+      for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int g = 0; g < 8; g += 4) {
+        const __m256d a0 = _mm256_castps_pd(a[g]), a1 = _mm256_castps_pd(a[g + 1]);
+        const __m256d a2 = _mm256_castps_pd(a[g + 2]), a3 = _mm256_castps_pd(a[g + 3]);
+        r[g] = _mm256_castpd_ps(_mm256_unpacklo_pd(a0, a2));
+        r[g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a0, a2));
+        r[g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(a1, a3));
+        r[g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(a1, a3));
+      }
+      for (int m = 0; m < 4; ++m) {  // column 4L+m: lane half 0 from rows 0-3, half 1 from rows 4-7
+        const reg lo = _mm256_permute2f128_ps(r[m], r[4 + m], 0x20), hi = _mm256_permute2f128_ps(r[m], r[4 + m], 0x31);
+        if (m < n) store(dst + (d0 + m) * ldd, lo);
+        if (4 + m < n) store(dst + (d0 + 4 + m) * ldd, hi);
+      }
+    }
   }
   static reg mask_keys(reg s, reg lo, reg hi, float j) {
     const reg jv = _mm256_set1_ps(j);
@@ -255,10 +312,13 @@ struct V {
   static reg mul(reg a, reg b) { return a * b; }
   static reg max(reg a, reg b) { return a > b ? a : b; }
   static reg fma(reg a, reg b, reg c) { return a * b + c; }
-  static reg exp2(reg x) { return x >= -126.f ? std::exp2(x) : 0.f; }
+  [[gnu::always_inline]] static reg exp2(reg x) { return x >= -126.f ? std::exp2(x) : 0.f; }
   static float hmax(reg v) { return v; }
   static float hsum(reg v) { return v; }
-  static reg reduce_w(const reg* a) { return a[0]; }
+  [[gnu::always_inline]] static reg reduce_w(const reg (&a)[W]) { return a[0]; }
+  static void transpose_rows(const float* const* rows, int nrows, int64_t D, float c, float* dst, int64_t ldd) {
+    for (int64_t d = 0; d < D; ++d) dst[d * ldd] = nrows > 0 ? rows[0][d] * c : 0.f;
+  }
   static reg mask_keys(reg s, reg lo, reg hi, float j) { return (lo <= j && j < hi) ? s : -INFINITY; }
 };
 #include "attention/sdpa_fused_kernel.inc"
