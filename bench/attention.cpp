@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
 
     std::fprintf(out, "# bench_attention\n");
     std::fprintf(out, "machine: %s\n", bench::machine_line().c_str());
-    std::fprintf(out, "date:    %s\n", bench::date_utc().c_str());
+    std::fprintf(out, "date:    %s (load average %s)\n", bench::date_utc().c_str(), bench::load_line().c_str());
     std::fprintf(out, "command: %s\n", bench::command_line(argc, argv).c_str());
     std::fprintf(out, "threads: %d, fused ISA: %s, oneDNN %d.%d.%d\n", num_threads(), sdpa_fused_isa().c_str(),
                  DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH);
@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
         min_prefill = std::min(min_prefill, ratio);
       if (s.b == 16 && s.lq == 20 && s.lk == 577) batched_pct = 100.0 * rows[3 * i + 2].gflops / peak;
     }
-    std::fprintf(out, "\ntargets (this run):\n");
+    std::fprintf(out, "\nload average at the end: %s\ntargets (this run):\n", bench::load_line().c_str());
     std::fprintf(out, "  decode  (Lq=1): fused >= 1.5x onednn on every shape: worst %.2fx  %s\n", min_decode,
                  min_decode >= 1.5 ? "MET" : "NOT MET");
     std::fprintf(out, "  prefill (Lq>1): fused >= onednn on every shape:      worst %.2fx  %s\n", min_prefill,

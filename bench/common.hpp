@@ -62,6 +62,14 @@ inline std::string machine_line() {
   return model + ", " + std::to_string(std::thread::hardware_concurrency()) + " logical CPUs";
 }
 
+// "1.02 0.98 0.77" (1, 5, 15 minute load averages): other work on a shared host moves timings.
+inline std::string load_line() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  if (!(f >> a >> b >> c)) return "unknown";
+  return a + " " + b + " " + c;
+}
+
 // "2026-11-25 12:34 UTC"
 inline std::string date_utc() {
   const std::time_t t = std::time(nullptr);
