@@ -35,6 +35,8 @@ json parse_json_file(const std::string& path) {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     throw InputError(path, "invalid JSON at byte " + std::to_string(e.byte) + ": " + strip_json_tag(e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range.406 for a number like 1e400
+    throw InputError(path, "invalid JSON: " + strip_json_tag(e.what()));
   }
 }
 

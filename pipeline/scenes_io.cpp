@@ -89,6 +89,8 @@ ScenesFile read_scenes_file(const std::string& path) {
     root = json::parse(text);
   } catch (const json::parse_error& e) {
     throw InputError(path, "invalid JSON at byte " + std::to_string(e.byte));
+  } catch (const json::exception& e) {  // e.g. out_of_range.406 for a number like 1e400
+    throw InputError(path, std::string("invalid JSON: ") + e.what());
   }
   At top{path, ""};
   ScenesFile f;
