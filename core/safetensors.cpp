@@ -223,7 +223,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
   const uint64_t data_size = size - 8 - n;
   for (auto& [name, v] : header.items()) {
-    auto bad = [&](const std::string& what) { return fail(name + ": " + what); };
+    // (name is copied into the lambda: clang 14, used by the fuzz build, cannot capture a structured binding)
+    auto bad = [&, tensor = std::string(name)](const std::string& what) { return fail(tensor + ": " + what); };
     if (name == "__metadata__") {
       if (!v.is_object()) throw bad("is " + json_kind(v) + ", expected an object of strings");
       for (auto& [k, mv] : v.items()) {
