@@ -178,34 +178,52 @@ double rouge_l(const std::vector<std::string>& refs, const std::string& hyp) {
 std::vector<double> cider_d(const std::vector<std::vector<std::string>>& refs, const std::vector<std::string>& hyps) {
   check_inputs(refs, hyps);
   const double sigma = 6.0;
-  std::vector<NGramCounts> ctest;
-  std::vector<std::vector<NGramCounts>> crefs(refs.size());
-  std::unordered_map<std::string, double> df;
+  // N-grams are interned to dense ids; each sentence keeps (id, count) in first-occurrence
+  // order, which is the order the reference code sums in.
+  std::unordered_map<std::string, int> ids;
+  std::vector<int> order;  // n-gram order (0-based) per id
+  struct Cooked {
+    std::vector<std::pair<int, int>> items;
+  };
+  auto cook = [&](const std::string& sentence) {
+    Cooked c;
+    for (const auto& [ng, cnt] : precook(text::python_split(sentence)).items) {
+      auto [it, fresh] = ids.emplace(ng, static_cast<int>(order.size()));
+      if (fresh) order.push_back(order_of(ng) - 1);
+      c.items.emplace_back(it->second, cnt);
+    }
+    return c;
+  };
+  std::vector<Cooked> ctest;
+  std::vector<std::vector<Cooked>> crefs(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) {
-    for (const auto& r : refs[i]) crefs[i].push_back(precook(text::python_split(r)));
-    ctest.push_back(precook(text::python_split(hyps[i])));
-    std::unordered_map<std::string, bool> seen;  // document frequency: once per image
-    for (const auto& c : crefs[i])
-      for (const auto& [ng, cnt] : c.items)
-        if (seen.emplace(ng, true).second) df[ng] += 1.0;
+    for (const auto& r : refs[i]) crefs[i].push_back(cook(r));
+    ctest.push_back(cook(hyps[i]));
   }
+  // Document frequency: the number of images whose references contain the n-gram.
+  std::vector<double> df(order.size(), 0.0);
+  std::vector<size_t> stamp(order.size(), SIZE_MAX);
+  for (size_t i = 0; i < refs.size(); ++i)
+    for (const auto& c : crefs[i])
+      for (const auto& [id, cnt] : c.items)
+        if (stamp[static_cast<size_t>(id)] != i) {
+          stamp[static_cast<size_t>(id)] = i;
+          df[static_cast<size_t>(id)] += 1.0;
+        }
   const double ref_len = std::log(static_cast<double>(refs.size()));
 
   struct Vec {
-    std::vector<std::pair<const std::string*, double>> items[kN];  // first-occurrence order
-    std::unordered_map<std::string_view, double> map[kN];
+    std::vector<std::pair<int, double>> items[kN];  // first-occurrence order per n-gram order
     double norm[kN] = {0, 0, 0, 0};
     int length = 0;  // number of bigrams (the reference code's "n == 1" test)
   };
-  auto counts2vec = [&](const NGramCounts& cnts) {
+  auto counts2vec = [&](const Cooked& c) {
     Vec v;
-    for (const auto& [ng, tf] : cnts.items) {
-      auto it = df.find(ng);
-      double d = std::log(std::max(1.0, it == df.end() ? 0.0 : it->second));
-      int n = order_of(ng) - 1;
-      double x = static_cast<double>(tf) * (ref_len - d);
-      v.items[n].emplace_back(&ng, x);
-      v.map[n][ng] = x;
+    for (const auto& [id, tf] : c.items) {
+      const double d = std::log(std::max(1.0, df[static_cast<size_t>(id)]));
+      const int n = order[static_cast<size_t>(id)];
+      const double x = static_cast<double>(tf) * (ref_len - d);
+      v.items[n].emplace_back(id, x);
       v.norm[n] += x * x;
       if (n == 1) v.length += tf;
     }
@@ -213,28 +231,32 @@ std::vector<double> cider_d(const std::vector<std::vector<std::string>>& refs, c
     return v;
   };
 
+  std::vector<double> ref_value(order.size(), 0.0);  // the current reference's vector, dense
   std::vector<double> scores;
   scores.reserve(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) {
-    Vec vh = counts2vec(ctest[i]);
+    const Vec vh = counts2vec(ctest[i]);
     double score[kN] = {0, 0, 0, 0};
     for (const auto& r : crefs[i]) {
-      Vec vr = counts2vec(r);
+      const Vec vr = counts2vec(r);
+      for (const auto& items : vr.items)
+        for (const auto& [id, y] : items) ref_value[static_cast<size_t>(id)] = y;
       const double delta = static_cast<double>(vh.length - vr.length);
       for (int n = 0; n < kN; ++n) {
         double val = 0.0;
-        for (const auto& [ng, x] : vh.items[n]) {
-          auto it = vr.map[n].find(*ng);
-          double y = it == vr.map[n].end() ? 0.0 : it->second;
+        for (const auto& [id, x] : vh.items[n]) {
+          const double y = ref_value[static_cast<size_t>(id)];
           val += std::min(x, y) * y;
         }
         if (vh.norm[n] != 0 && vr.norm[n] != 0) val /= vh.norm[n] * vr.norm[n];
         val *= std::pow(std::numbers::e, -(delta * delta) / (2 * sigma * sigma));
         score[n] += val;
       }
+      for (const auto& items : vr.items)
+        for (const auto& [id, y] : items) ref_value[static_cast<size_t>(id)] = 0.0;
     }
     double avg = 0.0;  // np.mean of 4 values
-    for (double s : score) avg += s;
+    for (double sc : score) avg += sc;
     avg /= kN;
     avg /= static_cast<double>(refs[i].size());
     avg *= 10.0;
