@@ -32,8 +32,9 @@ inline std::string scratch_file(const uint8_t* data, size_t size, const char* ex
 }  // namespace xmodal::fuzz
 
 // Runs `body`; xmodal's typed errors are the expected way to refuse an input.
-#define XMODAL_FUZZ_EXPECT_ONLY_TYPED_ERRORS(body) \
+// Variadic so that a body with commas (braced lists) needs no extra parentheses.
+#define XMODAL_FUZZ_EXPECT_ONLY_TYPED_ERRORS(...) \
   try {                                           \
-    body;                                         \
+    __VA_ARGS__;                                  \
   } catch (const xmodal::Error&) {                \
   }
