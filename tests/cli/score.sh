@@ -118,7 +118,41 @@ printf '{"questions": [{"question_id": 9000, "image_id": 100, "question": "?"}]}
 expect_bad 3 "$fx/vqa_annotations.json" "question_id 9001 is not in the questions file" \
   --task vqa -a "$fx/vqa_annotations.json" --questions "$tmp/q.json" -r "$fx/vqa_results.json"
 
+# --- --scenes: the caption checker's columns on a small `xmodal synth` set ---
+label=scenes
+run synth --preset shapes --images 4 --seed 0 --out "$tmp/syn" -q
+[ "$rc" -eq 0 ] || fail "synth for the --scenes test: exit $rc ($err)"
+# ref N IMAGE: the N-th reference caption of IMAGE (captions.json is written compactly by
+# data::write_coco_captions, keys sorted: {"caption":...,"id":...,"image_id":...}).
+ref() { grep -o "{\"caption\":\"[^\"]*\",\"id\":[0-9]*,\"image_id\":$2}" "$tmp/syn/captions.json" |
+  sed -n "$1p" | sed 's/^{"caption":"\([^"]*\)".*/\1/'; }
+c0=$(ref 2 0)  # an inventory caption: names objects, all true
+c1=$(ref 3 1)  # a relation caption, true
+[ -n "$c0" ] && [ -n "$c1" ] || fail "scenes: could not read reference captions from $tmp/syn/captions.json"
+printf '[{"image_id": 0, "caption": "%s"}, {"image_id": 1, "caption": "%s"}, ' "$c0" "$c1" >"$tmp/syn_res.json"
+printf '{"image_id": 2, "caption": "there are twelve circles."}, {"image_id": 3, "caption": "hello world"}]' >>"$tmp/syn_res.json"
+run score --task caption -a "$tmp/syn/captions.json" -r "$tmp/syn_res.json" --scenes "$tmp/syn/scenes.json"
+[ "$rc" -eq 0 ] || fail "scenes: exit $rc ($err)"
+has "parse      0.7500   (3 of 4 captions follow the template grammar)"
+# Every statement of the two reference captions is true; "twelve circles" is false.
+truth=$(grep '^truth ' "$tmp/out")
+t=$(echo "$truth" | sed -n 's/.*(\([0-9]*\) of \([0-9]*\) statements.*/\1 \2/p')
+set -- $t
+{ [ "$#" -eq 2 ] && [ "$1" -ge 2 ] && [ "$1" -eq $(($2 - 1)) ]; } || fail "scenes: want one false statement: '$truth'"
+cov=$(grep '^coverage ' "$tmp/out")
+case "$cov" in
+  "coverage   0.0000"*|"") fail "scenes: coverage should be > 0 (an inventory caption names objects): '$cov'" ;;
+esac
+run score --task caption -a "$tmp/syn/captions.json" -r "$tmp/syn_res.json" --scenes "$tmp/syn/scenes.json" --json -q
+grep -qF '"parse_rate": 0.75' "$tmp/out" || fail "scenes --json: parse_rate: $out"
+# A result for an image that the scenes file does not have: exit 3 naming the scenes file.
+run synth --preset shapes --images 2 --seed 0 --out "$tmp/syn2" -q
+expect_bad 3 "$tmp/syn2/scenes.json" "image_id 2" \
+  --task caption -a "$tmp/syn/captions.json" -r "$tmp/syn_res.json" --scenes "$tmp/syn2/scenes.json"
+
 # --- usage errors: exit 2 ---
+run score --task vqa -a "$fx/vqa_annotations.json" -r "$fx/vqa_results.json" --scenes "$tmp/syn/scenes.json"
+[ "$rc" -eq 2 ] || fail "--scenes with vqa: exit $rc, want 2"
 run score --task caption -r "$fx/captions_results.json"
 [ "$rc" -eq 2 ] || fail "missing --annotations: exit $rc, want 2"
 run score --task tts -a "$fx/captions_gt.json" -r "$fx/captions_results.json"
