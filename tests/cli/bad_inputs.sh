@@ -152,7 +152,7 @@ if "$bin" --help 2>&1 | grep -q '^  vqa ' && [ -f "$root/assets/models/scenes/co
   img=$fx/image/one_pixel.png
   for q in "what color is the circle? 🐈‍⬛😀" $'\u202ewhat\u202c color' '%s%n%x%p' '$(touch pwned); `id` | & > <' \
            $'bad \xff\xfe utf8' "$long"; do
-    run vqa "$img" "$q"
+    run vqa --model "$root/assets/models/scenes" "$img" "$q"
     if [ "$rc" -ge 124 ]; then fail "vqa '${q:0:40}': killed or timed out (exit $rc)"; continue; fi
     if [ "$rc" -ne 0 ]; then
       [ "$rc" -eq 3 ] || fail "vqa '${q:0:40}': exit $rc, want 0 or 3: ${err:0:200}"
@@ -162,7 +162,7 @@ if "$bin" --help 2>&1 | grep -q '^  vqa ' && [ -f "$root/assets/models/scenes/co
     fi
   done
   [ ! -e pwned ] || fail "a question was run by a shell"
-  expect_err 3 "" vqa "$img" ""
+  expect_err 3 "" vqa --model "$root/assets/models/scenes" "$img" ""
 else
   echo "note: vqa or its built-in model is not present; question cases skipped"
 fi
