@@ -21,8 +21,10 @@ The three inputs are checkouts of public repositories that are NOT committed her
 
 Other modes:
     --fuzz N        compare only: tokenize N generated captions with Java and with the C++
-                    tokenizer (--tok-bin, a small driver that prints ptb_tokens per line) and
-                    report the mismatches (used while developing; not needed for the fixtures).
+                    tokenizer (--tok-bin: the driver in tests/fixtures/metrics/README.md, which
+                    prints metrics::ptb_tokens_lines of stdin; it is called with the argument
+                    "raw", which it may ignore) and report the mismatches (the development loop;
+                    not needed for the fixtures).
 """
 import argparse
 import decimal
