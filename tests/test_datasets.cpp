@@ -139,6 +139,10 @@ TEST_CASE("datasets: malformed JSON names the file and the byte") {
   CHECK(contains(input_error([&] { read_vqa_results(p); }), "invalid JSON at byte"));
   p = t.write("trunc.json", "[{\"question_id\": 1, \"answer\": \"ye");
   CHECK(contains(input_error([&] { read_vqa_results(p); }), "invalid JSON"));
+  p = t.write("huge.json", "[{\"question_id\": 1e400, \"answer\": \"x\"}]");  // out of double range
+  CHECK(contains(input_error([&] { read_vqa_results(p); }), "invalid JSON"));
+  p = t.write("big.json", "[{\"question_id\": 1e300, \"answer\": \"x\"}]");
+  CHECK(contains(input_error([&] { read_vqa_results(p); }), "'question_id' must be an integer, got 1e+300"));
   CHECK(contains(input_error([&] { read_vqa_results(t.path + "/missing.json"); }), "missing.json"));
   CHECK(contains(input_error([&] { read_vqa_results(t.path); }), "directory"));
 }
