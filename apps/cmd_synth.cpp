@@ -54,12 +54,12 @@ int run_synth(const std::vector<std::string>& args) {
     ("preset", po::value(&preset_s)->default_value(preset_s), "sort-of-clevr | shapes")
     ("images,n", po::value(&images)->default_value(images), "number of images (ids 0..N-1)")
     ("seed", po::value(&seed)->default_value(seed), "random seed; the same seed gives byte-identical files")
-    ("split", po::value(&split)->default_value(""),
+    ("split", po::value(&split)->default_value("", "none"),
      "train | test | extra: shorthand for --images 9800 --seed 1 | --images 200 --seed 2 | "
      "--images 2000 --seed 3 (Sort-of-CLEVR sizes; explicit --images/--seed win)")
-    ("out,o", po::value(&out)->default_value(""), "output directory (required unless only --contact-sheet)")
+    ("out,o", po::value(&out)->default_value("", "none"), "output directory (required unless only --contact-sheet)")
     ("force", po::bool_switch(&force), "write into a non-empty --out (replaces synth's own files only)")
-    ("contact-sheet", po::value(&sheet)->default_value(""),
+    ("contact-sheet", po::value(&sheet)->default_value("", "none"),
      "also write a PNG grid of the first scenes of BOTH presets for --seed, with a caption and a Q&A under each")
     ("sheet-images", po::value(&sheet_images)->default_value(sheet_images), "scenes per preset on the contact sheet");
   opts.add(common_options(c));
