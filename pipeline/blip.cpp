@@ -12,6 +12,9 @@
 #include <numeric>
 #include <optional>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "attention/mha.hpp"
 #include "attention/sdpa.hpp"
 #include "core/error.hpp"
@@ -33,6 +36,21 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Once a layer's weights are packed (or copied), their pages of the checkpoint mapping are dropped
+// from this process (MADV_DONTNEED on a read-only private file mapping: the file is untouched, a
+// later read would fault the page back in). Without this, peak memory is the whole mapped file
+// plus the packed copies. Only pages entirely inside a tensor are released.
+void release_prefix(const SafetensorsFile& f, const std::string& prefix) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (const StEntry& e : f.entries()) {
+    if (e.name.compare(0, prefix.size(), prefix) != 0 || !st_tensor_dtype(e.dtype)) continue;
+    const Tensor v = f.view(e.name);
+    const uintptr_t b = reinterpret_cast<uintptr_t>(v.raw()), end = b + v.nbytes();
+    const uintptr_t lo = (b + page - 1) & ~(page - 1), hi = end & ~(page - 1);
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
 }
 
 // Owned copy: nothing we keep may point into the checkpoint's mmap, so that the mapping (and the
@@ -66,7 +84,7 @@ struct VisionLayer {
 class Vision {
  public:
   Vision() = default;
-  Vision(const Weights& w, const VisionConfig& c, DType wdt) : c_(c) {
+  Vision(const Weights& w, const VisionConfig& c, DType wdt, attn::SdpaBackend be) : c_(c) {
     const int64_t D = c.hidden, P = c.patch_size, N = c.tokens();
     const Weights e = w.scope("embeddings");
     // vision_model.embeddings.patch_embedding.weight [D, 3, P, P], .bias [D]
@@ -74,6 +92,7 @@ class Vision {
                          {P, P}, {0, 0}, 1, ops::Act::none, c.image_size);
     cls_ = own(e.take("class_embedding", {1, 1, D}));     // vision_model.embeddings.class_embedding
     pos_ = own(e.take("position_embedding", {1, N, D}));  // vision_model.embeddings.position_embedding
+    release_prefix(w.file(), e.full_name(""));
     for (int64_t i = 0; i < c.layers; ++i) {
       const Weights l = w.scope("encoder.layers." + std::to_string(i));
       MhaConfig mc;
@@ -85,10 +104,13 @@ class Vision {
       mw.qkv_b = l.take("self_attn.qkv.bias", {3 * D});
       mw.o_w = l.take("self_attn.projection.weight", {D, D});
       mw.o_b = l.take("self_attn.projection.bias", {D});
-      layers_.push_back({LayerNorm(l.scope("layer_norm1"), D, c.eps), MultiHeadAttention(mc, mw),
+      MultiHeadAttention mha(mc, mw);
+      mha.set_backend(be);
+      layers_.push_back({LayerNorm(l.scope("layer_norm1"), D, c.eps), std::move(mha),
                          LayerNorm(l.scope("layer_norm2"), D, c.eps),
                          take_linear(l.scope("mlp.fc1"), c.intermediate, D, ops::Act::gelu_erf, wdt),
                          take_linear(l.scope("mlp.fc2"), D, c.intermediate, ops::Act::none, wdt)});
+      release_prefix(w.file(), l.full_name(""));
     }
     post_ = LayerNorm(w.scope("post_layernorm"), D, c.eps);  // vision_model.post_layernorm
   }
@@ -161,13 +183,14 @@ class Text {
   // w: the BERT scope ("text_decoder.bert" or "text_encoder"); memory_dim: what cross-attention
   // reads (vision hidden for the caption decoder and the question encoder, text hidden for the
   // answer decoder).
-  Text(const Weights& w, const TextConfig& c, int64_t memory_dim, DType wdt, bool maps) : c_(c) {
+  Text(const Weights& w, const TextConfig& c, int64_t memory_dim, DType wdt, bool maps, attn::SdpaBackend be) : c_(c), backend_(be) {
     const int64_t D = c.hidden, V = c.vocab, Dm = memory_dim;
     const Weights e = w.scope("embeddings");
     word_ = own(e.take("word_embeddings.weight", {V, D}));             // <bert>.embeddings.word_embeddings
     pos_ = own(e.take("position_embeddings.weight", {c.max_positions, D}));  // .position_embeddings
     e.ignore("position_ids");  // a buffer (arange) in checkpoints saved by older transformers
     emb_ln_ = LayerNorm(e.scope("LayerNorm"), D, c.eps);
+    release_prefix(w.file(), e.full_name(""));
     for (int64_t i = 0; i < c.layers; ++i) {
       const Weights l = w.scope("encoder.layer." + std::to_string(i));
       auto attention = [&](const std::string& name, int64_t kv_in, bool cross) {
@@ -187,7 +210,9 @@ class Text {
         mw.v_b = a.take("self.value.bias", {D});
         mw.o_w = a.take("output.dense.weight", {D, D});
         mw.o_b = a.take("output.dense.bias", {D});
-        return MultiHeadAttention(mc, mw);
+        MultiHeadAttention mha(mc, mw);
+        mha.set_backend(be);
+        return mha;
       };
       TextLayer t{attention("attention", D, false),
                   LayerNorm(l.scope("attention.output.LayerNorm"), D, c.eps),
@@ -199,6 +224,7 @@ class Text {
                   std::nullopt};
       if (maps) t.cross_q = take_linear(l.scope("crossattention.self.query"), D, D, ops::Act::none, DType::f32);
       layers_.push_back(std::move(t));
+      release_prefix(w.file(), l.full_name(""));
     }
   }
 
@@ -226,7 +252,7 @@ class Text {
       CrossMemory r;
       r.k = repeat_batch(m.k, n);
       r.v = repeat_batch(m.v, n);
-      r.prepared = prep.prepare(r.k, r.v, c_.heads, 1);
+      if (backend_ == attn::SdpaBackend::onednn) r.prepared = prep.prepare(r.k, r.v, c_.heads, 1);
       s.cross.push_back(std::move(r));
     }
     return s;
@@ -319,6 +345,7 @@ class Text {
   }
 
   TextConfig c_;
+  attn::SdpaBackend backend_ = attn::SdpaBackend::fused;
   Tensor word_, pos_;
   LayerNorm emb_ln_;
   std::vector<TextLayer> layers_;
@@ -535,13 +562,14 @@ Model Model::load(const std::string& dir, const LoadOptions& opt) {
     Weights w = m.weights();
     const DType wdt = opt.weight_dtype;
     p.maps = opt.attention_maps;
-    p.vision = Vision(w.scope("vision_model"), vc, wdt);
+    const attn::SdpaBackend be = opt.attention == Attention::fused ? attn::SdpaBackend::fused : attn::SdpaBackend::onednn;
+    p.vision = Vision(w.scope("vision_model"), vc, wdt, be);
     const bool vqa = p.cfg.architecture == "blip-vqa";
     if (vqa) {
-      p.question_encoder.emplace(w.scope("text_encoder"), tc, vc.hidden, wdt, false);
+      p.question_encoder.emplace(w.scope("text_encoder"), tc, vc.hidden, wdt, false, be);
       w.ignore_prefix("text_encoder.pooler.");
     }
-    p.decoder = Text(w.scope("text_decoder.bert"), tc, vqa ? tc.hidden : vc.hidden, wdt, p.maps && !vqa);
+    p.decoder = Text(w.scope("text_decoder.bert"), tc, vqa ? tc.hidden : vc.hidden, wdt, p.maps && !vqa, be);
     const Weights h = w.scope("text_decoder.cls.predictions");
     const int64_t D = tc.hidden, V = tc.vocab;
     std::optional<Tensor> dec_w = h.take_optional("decoder.weight", {V, D});
@@ -549,6 +577,7 @@ Model Model::load(const std::string& dir, const LoadOptions& opt) {
     p.head = LmHead{take_linear(h.scope("transform.dense"), D, D, ops::Act::gelu_erf, wdt),
                     LayerNorm(h.scope("transform.LayerNorm"), D, tc.eps),
                     ops::Linear(dec_w ? *dec_w : p.decoder.word_embeddings(), h.take("bias", {V}), ops::Act::none, wdt)};
+    release_prefix(w.file(), "");
     w.check_all_used();
   }  // the checkpoint mapping is released here: everything kept is an owned copy
   return model;

@@ -80,9 +80,14 @@ struct Config {
 // do not fit (hidden % heads, image_size % patch_size) are ModelError naming the key.
 Config read_config(const ModelDir& m);
 
+enum class Attention { fused, onednn };  // attn::SdpaBackend used by every attention layer
+
 struct LoadOptions {
   DType weight_dtype = DType::f32;  // bf16: bf16 weights in every Linear (f32 accumulation)
   bool attention_maps = false;      // keep what attention maps need (the cross-attention queries)
+  // fused: the online-softmax kernel, no score matrices kept (the vision encoder's 577 x 577
+  // scores would cost 16 MB per layer); onednn: the matmul-softmax-matmul composition.
+  Attention attention = Attention::fused;
 };
 
 struct GenerateOptions {

@@ -16,6 +16,7 @@
 #include "core/safetensors.hpp"
 #include "encoders/image.hpp"
 #include "pipeline/blip.hpp"
+#include "pipeline/vlm.hpp"
 
 using namespace xmodal;
 using json = nlohmann::json;
@@ -155,7 +156,7 @@ TEST_CASE("blip vqa: question encoder, answer decoder, [ENC] switch, beam and ra
     REQUIRE(rr.logliks.size() == want.size());
     double worst = 0;
     for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(rr.logliks[i] - want[i]));
-    MESSAGE(key << ": max |loglik diff| = " << worst);
+    MESSAGE(std::string(key) << ": max |loglik diff| = " << worst);
     CHECK(worst < 1e-3);
   }
 }
@@ -185,6 +186,28 @@ TEST_CASE("blip: attention maps are distributions over the patch grid") {
   o.num_beams = 3;
   g = m.caption(states, "", o);
   CHECK(g.attention.size() == g.ids.size() - 1);
+}
+
+TEST_CASE("blip: the oneDNN attention composition gives the same results as the fused kernel") {
+  blip::LoadOptions lo;
+  lo.attention = blip::Attention::onednn;
+  blip::Model m = blip::Model::load(kDir + "caption", lo);
+  const SafetensorsFile dump = SafetensorsFile::open(kDir + "caption_dump.safetensors");
+  const json d = read_json(kDir + "caption_dump.json");
+  Tensor states = m.encode_image(add_batch(dump.to_f32("pixel_values")));
+  check_close(states, add_batch(dump.to_f32("vision_states")), 1e-4f, "vision states (oneDNN attention)");
+  check_close(m.decoder_logits(ids_of(d["greedy_ids"]), states), dump.to_f32("logits"), 1e-4f, "logits (oneDNN attention)");
+  CHECK(m.caption(states, "", {}).ids == ids_of(d["greedy_ids"]));
+  blip::GenerateOptions b;
+  b.num_beams = 3;
+  CHECK(m.caption(states, "", b).ids == ids_of(d["beam3_ids"]));
+  blip::Model v = blip::Model::load(kDir + "vqa", lo);
+  const SafetensorsFile vdump = SafetensorsFile::open(kDir + "vqa_dump.safetensors");
+  const json vd = read_json(kDir + "vqa_dump.json");
+  Tensor vs = v.encode_image(add_batch(vdump.to_f32("pixel_values")));
+  Tensor qs = v.encode_question(ids_of(vd["question_ids_cls"]), vs);
+  check_close(qs, add_batch(vdump.to_f32("question_states")), 1e-4f, "question states (oneDNN attention)");
+  CHECK(v.answer(qs, {}).ids == ids_of(vd["greedy_ids"]));
 }
 
 TEST_CASE("blip: bf16 weights stay close to f32") {
@@ -300,4 +323,62 @@ TEST_CASE("blip: strip_prompt") {
   CHECK(blip::strip_prompt("a picture offer", "a picture of") == "a picture offer");
   CHECK(blip::strip_prompt("something else", "a picture of") == "something else");
   CHECK(blip::strip_prompt("a dog", "") == "a dog");
+}
+
+TEST_CASE("vlm: open_vlm dispatches on the architecture; BLIP through the common interface") {
+  const json cd = read_json(kDir + "caption_dump.json");
+  const json vd = read_json(kDir + "vqa_dump.json");
+  const Image img = load_image(kDir + "image.png");
+
+  VlmLoadOptions lo;
+  lo.attention_maps = true;
+  auto cap = open_vlm(kDir + "caption", lo);
+  CHECK(cap->architecture() == "blip-caption");
+  CHECK(cap->can_caption());
+  CHECK_FALSE(cap->can_answer());
+  CHECK(cap->map_grid() == 4);
+  double enc_ms = -1;
+  auto enc = cap->encode({img, img}, &enc_ms);  // one batch of two
+  REQUIRE(enc.size() == 2);
+  CHECK(enc_ms >= 0);
+  VlmRequest req;
+  VlmResult r0 = cap->caption(*enc[0], req), r1 = cap->caption(*enc[1], req);
+  CHECK(r0.ids == ids_of(cd["greedy_ids"]));  // image.png through our preprocessing = the reference's pixels
+  CHECK(r1.ids == r0.ids);
+  CHECK(r0.text == cd["greedy_text"].get<std::string>());
+  req.attention_maps = true;
+  req.num_beams = 3;
+  VlmResult rb = cap->caption(*enc[0], req);
+  CHECK(rb.ids == ids_of(cd["beam3_ids"]));
+  CHECK(rb.attention.size() == rb.ids.size() - 1);
+  req = {};
+  req.prompt = cd["prompt"].get<std::string>();
+  CHECK(cap->caption(*enc[0], req).text == cd["prompt_text_stripped"].get<std::string>());
+  CHECK_THROWS_AS(cap->answer(*enc[0], "what?", {}), UsageError);
+  CHECK_THROWS_AS(cap->answer_set({"yes"}), UsageError);
+
+  auto vqa = open_vlm(kDir + "vqa");
+  CHECK(vqa->architecture() == "blip-vqa");
+  CHECK(vqa->can_answer());
+  CHECK(vqa->can_rank());
+  CHECK(vqa->map_grid() == 0);
+  auto venc = vqa->encode({img});
+  VlmRequest q;
+  VlmResult a = vqa->answer(*venc[0], vd["question"].get<std::string>(), q);
+  CHECK(a.ids == ids_of(vd["greedy_ids"]));
+  CHECK(a.text == vd["greedy_text"].get<std::string>());
+  q.enc_first = true;
+  CHECK(vqa->answer(*venc[0], vd["question"].get<std::string>(), q).ids == ids_of(vd["greedy_ids_enc"]));
+  auto set = vqa->answer_set(vd["answers"].get<std::vector<std::string>>());
+  VlmResult rk = vqa->rank(*venc[0], vd["question"].get<std::string>(), *set, 5, {});
+  CHECK(rk.text == vd["rank_k5"]["best_answer"].get<std::string>());
+  CHECK_THROWS_AS(vqa->caption(*venc[0], {}), UsageError);
+  CHECK_THROWS_AS(vqa->caption(*enc[0], {}), UsageError);
+
+  try {
+    open_vlm(std::string(XMODAL_SOURCE_DIR) + "/tests/fixtures/models/tiny");
+    FAIL("no error for a model that cannot caption");
+  } catch (const ModelError& e) {
+    CHECK(std::string(e.what()).find("xmodal-test") != std::string::npos);
+  }
 }
