@@ -338,7 +338,7 @@ std::string default_scenes_model_dir(const std::string& argv0_hint) {
   for (const auto& s : starts) {
     fs::path p = s;
     for (int up = 0; up < 5 && !p.empty(); ++up) {
-      for (const fs::path rel : {fs::path("assets/models/scenes"), fs::path("share/xmodal/assets/models/scenes")})
+      for (const fs::path& rel : {fs::path("assets/models/scenes"), fs::path("share/xmodal/assets/models/scenes")})
         if (is_model_dir(p / rel)) return (p / rel).string();
       if (p == p.parent_path()) break;
       p = p.parent_path();
