@@ -186,7 +186,9 @@ class Text {
   Text(const Weights& w, const TextConfig& c, int64_t memory_dim, DType wdt, bool maps, attn::SdpaBackend be) : c_(c), backend_(be) {
     const int64_t D = c.hidden, V = c.vocab, Dm = memory_dim;
     const Weights e = w.scope("embeddings");
-    word_ = own(e.take("word_embeddings.weight", {V, D}));             // <bert>.embeddings.word_embeddings
+    // <bert>.embeddings.word_embeddings.weight [V, D]; kept in bf16 when the weights are bf16
+    const Tensor word = e.take("word_embeddings.weight", {V, D});
+    word_ = wdt == DType::bf16 ? word.to(DType::bf16) : own(word);
     pos_ = own(e.take("position_embeddings.weight", {c.max_positions, D}));  // .position_embeddings
     e.ignore("position_ids");  // a buffer (arange) in checkpoints saved by older transformers
     emb_ln_ = LayerNorm(e.scope("LayerNorm"), D, c.eps);
@@ -268,12 +270,26 @@ class Text {
     if (s.pos + T > c_.max_positions)
       throw InputError("text", "sequence of " + std::to_string(s.pos + T) + " tokens is longer than the model's " +
                                    std::to_string(c_.max_positions) + " positions");
-    Tensor x = ops::embedding(word_, ids).reshape({B, T, D});
+    // word (f32 or bf16 table) + position embeddings
+    Tensor x = Tensor::empty({B, T, D});
     float* xp = x.f32();
     const float* pp = pos_.f32();
+    const int64_t V = word_.size(0);
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t d = 0; d < D; ++d) xp[(b * T + t) * D + d] += pp[(s.pos + t) * D + d];
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t id = ids[static_cast<size_t>(b * T + t)];
+        if (id < 0 || id >= V)
+          throw InternalError("blip text: id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+        float* row = xp + (b * T + t) * D;
+        const float* prow = pp + (s.pos + t) * D;
+        if (word_.dtype() == DType::bf16) {
+          const uint16_t* w = word_.data<uint16_t>() + id * D;
+          for (int64_t d = 0; d < D; ++d) row[d] = bf16_to_f32(w[d]) + prow[d];
+        } else {
+          const float* w = word_.f32() + id * D;
+          for (int64_t d = 0; d < D; ++d) row[d] = w[d] + prow[d];
+        }
+      }
     x = emb_ln_(x);
     SdpaParams self_mask;
     self_mask.causal = causal;
