@@ -3,6 +3,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/blip_cli.hpp"
 #include "apps/subcommand.hpp"
 #include "core/error.hpp"
 #include "encoders/image.hpp"
@@ -12,6 +13,7 @@ namespace xmodal::app {
 namespace {
 
 int run_caption(const std::vector<std::string>& args) {
+  if (wants_blip(args)) return run_blip_caption(args);  // a BLIP checkpoint: apps/blip_cli.cpp
   Common c;
   std::string model;
   std::vector<std::string> images;
@@ -31,7 +33,7 @@ int run_caption(const std::vector<std::string>& args) {
                "Generates one caption per image (greedy decoding, KV cache, image cross-attention K/V\n"
                "computed once per image). With one image the caption alone is printed; with several,\n"
                "each line is IMAGE<TAB>caption. Any image format OpenCV reads is accepted; the model\n"
-               "resizes it (PIL bicubic) to its input size.",
+               "resizes it (PIL bicubic) to its input size.\nBLIP checkpoints (docs/blip.md): xmodal caption --model BLIP_DIR --help lists their options.",
                opts,
                "  xmodal caption assets/samples/scene-0.png\n"
                "  xmodal caption assets/samples/*.png --json\n"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "apps/blip_cli.hpp"
 #include "apps/subcommand.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -158,6 +159,7 @@ Json eval_caption(const ScenesModel& m, const std::string& dir, int64_t limit, c
 }
 
 int run_eval(const std::vector<std::string>& args) {
+  if (wants_blip(args)) return run_blip_eval(args);  // a BLIP checkpoint: apps/blip_cli.cpp
   Common c;
   std::string model, dataset, task, results_out, summary_out;
   int64_t limit = 0;
@@ -181,7 +183,7 @@ int run_eval(const std::vector<std::string>& args) {
                "decoding, then scores the results: VQA accuracy (official formula; per question type and\n"
                "answer type; Sort-of-CLEVR's non-relational U* and relational B* averages), or BLEU-1..4,\n"
                "ROUGE-L, CIDEr-D and, when DIR/scenes.json exists, the caption checker's parse rate,\n"
-               "truthfulness and coverage. Prints one JSON summary to stdout.",
+               "truthfulness and coverage. Prints one JSON summary to stdout.\nBLIP checkpoints (docs/blip.md): xmodal eval --model BLIP_DIR --help lists their options.",
                opts,
                "  xmodal synth --preset sort-of-clevr --split test --out /tmp/soc-test\n"
                "  xmodal eval --dataset /tmp/soc-test --task vqa --results-out /tmp/soc-test-results.json\n"

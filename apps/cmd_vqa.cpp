@@ -2,6 +2,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/blip_cli.hpp"
 #include "apps/subcommand.hpp"
 #include "core/error.hpp"
 #include "encoders/image.hpp"
@@ -11,6 +12,7 @@ namespace xmodal::app {
 namespace {
 
 int run_vqa(const std::vector<std::string>& args) {
+  if (wants_blip(args)) return run_blip_vqa(args);  // a BLIP checkpoint: apps/blip_cli.cpp
   Common c;
   std::string model;
   std::vector<std::string> positional;
@@ -30,7 +32,7 @@ int run_vqa(const std::vector<std::string>& args) {
                "Answers questions about one image (greedy decoding). The image is encoded once for all\n"
                "questions. Prints one answer per line, in question order. Questions are free text: case\n"
                "is folded, and unknown words are tokenized (byte fallback), so any question gets an answer.\n"
-               "An empty question is an input error (exit 3).",
+               "An empty question is an input error (exit 3).\nBLIP checkpoints (docs/blip.md): xmodal vqa --model BLIP_DIR --help lists their options.",
                opts,
                "  xmodal vqa assets/samples/scene-0.png \"what color is the object closest to the red circle?\"\n"
                "  xmodal vqa scene.png \"how many circles are there?\" \"is there a blue square?\"\n");

@@ -107,6 +107,7 @@ class BlipVlm : public Vlm {
     VlmResult r;
     r.text = set->answers[static_cast<size_t>(rr.best)];
     r.ids = set->ids[static_cast<size_t>(rr.best)];
+    for (int32_t id : r.ids) r.tokens.push_back(m_.tokenizer().token(id));
     for (size_t i = 0; i < rr.candidates.size(); ++i)
       if (rr.candidates[i] == rr.best) r.score = rr.logliks[i];
     r.text_ms = text_ms;
@@ -128,10 +129,11 @@ class BlipVlm : public Vlm {
     o.length_penalty = req.length_penalty;
     return o;
   }
-  static VlmResult result(blip::Generation g) {
+  VlmResult result(blip::Generation g) const {
     VlmResult r;
     r.text = std::move(g.text);
     r.ids = std::move(g.ids);
+    for (int32_t id : r.ids) r.tokens.push_back(m_.tokenizer().token(id));
     r.score = g.score;
     r.attention = std::move(g.attention);
     return r;

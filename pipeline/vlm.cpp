@@ -79,6 +79,7 @@ class ScenesVlm : public Vlm {
     VlmResult r;
     r.text = m_.tokenizer().decode(g.ids);
     r.ids.assign(g.ids.begin(), g.ids.end());
+    for (int id : g.ids) r.tokens.push_back(m_.tokenizer().decode({id}));
     for (float lp : g.logprobs) r.score += lp;
     r.decode_ms = ms_since(t0);
     return r;

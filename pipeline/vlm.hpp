@@ -39,6 +39,7 @@ struct VlmRequest {
 struct VlmResult {
   std::string text;
   std::vector<int32_t> ids;  // the model's ids (BLIP: [DEC], prompt, generated ids, [SEP])
+  std::vector<std::string> tokens;  // the vocabulary entry of each id (same length as ids)
   double score = 0;          // sum of log-probabilities (greedy) or the beam score; rank: log-likelihood
   // One map per generated id: map_grid() x map_grid() floats, row-major, summing to 1.
   std::vector<std::vector<float>> attention;

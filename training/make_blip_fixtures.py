@@ -403,6 +403,16 @@ def main():
     with open(os.path.join(OUT, "vqa_dump.json"), "w") as f:
         json.dump(dump, f, indent=1)
     report["vqa"] = dump
+    # Flat key<TAB>value file for tests/cli/blip.sh (shell, no JSON parser): ids comma-separated.
+    cap, vqa = report["caption"], report["vqa"]
+    flat = {"caption_text": cap["greedy_text"], "caption_ids": cap["greedy_ids"],
+            "prompt": cap["prompt"], "prompt_text": cap["prompt_text_stripped"],
+            "beam3_ids": cap["beam3_ids"], "question": vqa["question"], "answer": vqa["greedy_text"],
+            "answer_ids": vqa["greedy_ids"], "answer_enc": vqa["greedy_text_enc"],
+            "rank_k5_answer": vqa["rank_k5"]["best_answer"], "answers_json": json.dumps(vqa["answers"])}
+    with open(os.path.join(OUT, "cli_expected.tsv"), "w") as f:
+        for k, v in flat.items():
+            f.write(k + "\t" + (",".join(map(str, v)) if isinstance(v, list) else v) + "\n")
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(OUT) for f in fs)
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if "ids" in kk or "text" in kk or "margin" in kk}
                       for k, v in report.items()}, indent=1))
