@@ -54,6 +54,7 @@ ScenesConfig ScenesConfig::from(const Config& c) {
   s.max_len = c.get_int("max_len", 8, 4096);
   s.vocab_size = c.get_int("vocab_size", 8, 1 << 20);
   s.ln_eps = static_cast<float>(c.get_float("layer_norm_eps"));
+  s.grid_ln = c.bool_or("grid_layer_norm", false);
   if (c.string_or("ffn_activation", "gelu_erf") != "gelu_erf" || c.string_or("conv_activation", "relu") != "relu")
     throw ModelError(c.file(), "only ffn_activation 'gelu_erf' and conv_activation 'relu' are supported");
   if (!c.bool_or("tie_word_embeddings", true)) throw ModelError(c.file(), "tie_word_embeddings must be true");
@@ -147,6 +148,10 @@ ScenesModel ScenesModel::load(const std::string& dir) {
   }
   m.img_proj_ = load_linear(w.scope("img_proj"), cin, d);
   m.img_pos_ = w.take("img_pos", {N, d});
+  if (c.grid_ln) {
+    m.img_ln_w_ = w.take("img_ln.weight", {d});
+    m.img_ln_b_ = w.take("img_ln.bias", {d});
+  }
   for (int64_t i = 0; i < c.n_enc_layers; ++i) {
     const Weights s = w.scope("enc_layers." + std::to_string(i));
     EncoderLayer L;
@@ -225,6 +230,7 @@ Tensor ScenesModel::encode(const Tensor& input) const {
   // [1, C, N] -> [N, C] (row-major over y, x as torch's flatten(2).transpose(1, 2))
   Tensor grid = x.reshape({C, N}).transpose(0, 1).contiguous();
   Tensor h = img_proj_.forward(grid);  // [N, d]
+  if (cfg_.grid_ln) h = ops::layer_norm(h, img_ln_w_, img_ln_b_, cfg_.ln_eps);
   ops::add_inplace(h, img_pos_);
   h = h.reshape({1, N, cfg_.d_model});
   for (const auto& L : enc_) {

@@ -35,6 +35,7 @@ struct ScenesConfig {
   int64_t n_enc_layers = 0, n_dec_layers = 0;
   int64_t max_len = 0, vocab_size = 0;
   float ln_eps = 1e-5f;                     // "layer_norm_eps"
+  bool grid_ln = false;                     // "grid_layer_norm": LayerNorm(img_proj(conv)) before + img_pos
   Resample resample = Resample::bicubic;    // "preprocessing.resample"
   std::array<float, 3> mean{}, std{};       // "preprocessing.mean" / ".std"
   float rescale = 1.f / 255.f;              // "preprocessing.rescale"
@@ -116,6 +117,7 @@ class ScenesModel {
   std::vector<ops::Conv2d> convs_;  // convs.{i}.weight [C_i, C_{i-1}, 3, 3], convs.{i}.bias [C_i] (+ReLU)
   ops::Linear img_proj_;            // img_proj.weight [d, C_last], img_proj.bias [d]
   Tensor img_pos_;                  // img_pos [G*G, d]
+  Tensor img_ln_w_, img_ln_b_;      // img_ln.weight/bias [d] (only with grid_layer_norm)
   std::vector<EncoderLayer> enc_;   // enc_layers.{i}.*
   Tensor enc_ln_w_, enc_ln_b_;      // enc_ln.weight / enc_ln.bias [d]
   Tensor tok_emb_;                  // tok_emb.weight [V, d] (also the tied LM head)

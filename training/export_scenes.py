@@ -47,6 +47,7 @@ def model_config(cfg, sp, extra=None):
         "max_len": cfg["max_len"],
         "vocab_size": cfg["vocab_size"],
         "layer_norm_eps": cfg["ln_eps"],
+        "grid_layer_norm": bool(cfg.get("grid_ln", False)),  # img = LN(img_proj(conv)) + img_pos
         "pre_layer_norm": True,
         "tie_word_embeddings": True,      # logits = dec_ln(x) @ tok_emb.weight^T
         "special_ids": dict(SPECIALS),

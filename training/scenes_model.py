@@ -34,6 +34,7 @@ DEFAULT_CONFIG = {
     "max_len": 48,
     "vocab_size": 0,           # set from the tokenizer
     "ln_eps": 1e-5,
+    "grid_ln": True,           # LayerNorm on the projected conv features before the position code
 }
 
 
@@ -155,6 +156,10 @@ class ScenesModel(nn.Module):
             g = (g + 2 - 3) // s + 1
         self.grid = g
         self.img_proj = nn.Linear(cin, d)
+        # With PyTorch's default conv/linear init the projected conv features start ~100x smaller
+        # than the position code, so content is drowned and colour lookups stay at chance for
+        # thousands of steps; a LayerNorm puts content and position on the same scale.
+        self.img_ln = nn.LayerNorm(d, eps=cfg["ln_eps"]) if cfg.get("grid_ln", False) else None
         # Learned, but initialised with a 2-D sin/cos code of amplitude 1 so that positions are
         # as salient as content from the start (with a 0.02 random init a first run spent
         # 2,000+ steps at chance on left/right questions).
@@ -178,7 +183,10 @@ class ScenesModel(nn.Module):
         for c in self.convs:
             x = F.relu(c(x))
         x = x.flatten(2).transpose(1, 2)  # [B, G*G, C], row-major over (y, x)
-        x = self.img_proj(x) + self.img_pos
+        x = self.img_proj(x)
+        if self.img_ln is not None:
+            x = self.img_ln(x)
+        x = x + self.img_pos
         for layer in self.enc_layers:
             x = layer(x)
         return self.enc_ln(x)
