@@ -19,6 +19,32 @@ VlmResult Vlm::rank(const Encoded&, const std::string&, const AnswerSet&, int, c
   throw UsageError("the " + architecture() + " model cannot rank a fixed answer list (--answer-list needs blip-vqa)");
 }
 
+std::vector<VlmResult> Vlm::caption_batch(const std::vector<const Encoded*>& images, const VlmRequest& req) const {
+  std::vector<VlmResult> out;
+  out.reserve(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    VlmRequest r = req;
+    if (req.on_token) r.on_token = [&req, i](size_t, const std::string& piece) { req.on_token(i, piece); };
+    out.push_back(caption(*images[i], r));
+  }
+  return out;
+}
+
+std::vector<VlmResult> Vlm::answer_batch(const std::vector<const Encoded*>& images, const std::vector<std::string>& questions,
+                                         const VlmRequest& req) const {
+  if (images.size() != questions.size())
+    throw InternalError("answer_batch: " + std::to_string(images.size()) + " images but " +
+                        std::to_string(questions.size()) + " questions");
+  std::vector<VlmResult> out;
+  out.reserve(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    VlmRequest r = req;
+    if (req.on_token) r.on_token = [&req, i](size_t, const std::string& piece) { req.on_token(i, piece); };
+    out.push_back(answer(*images[i], questions[i], r));
+  }
+  return out;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -11,6 +11,7 @@
 // model) are a UsageError naming the option, never silently ignored.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ struct VlmRequest {
   std::string prompt;           // caption prompt, e.g. "a picture of" (BLIP only); stripped
   bool enc_first = false;       // VQA: [ENC] instead of [CLS] first (the original BLIP; BLIP only)
   bool attention_maps = false;  // per generated token, over the image grid (needs the load option)
+  int map_layer = -1;           // attention maps: decoder layer (-1: the model's default, e.g. the last)
+  int map_head = -1;            // attention maps: head (-1: the mean over heads)
+  // Streaming: called with (index of the sequence in the batch, text piece) as each token is
+  // chosen (greedy only; beam search emits nothing until the end). Empty: no streaming.
+  std::function<void(size_t, const std::string&)> on_token;
 };
 
 struct VlmResult {
@@ -74,6 +80,12 @@ class Vlm {
                                                        double* encode_ms = nullptr) const = 0;
   virtual VlmResult caption(const Encoded& image, const VlmRequest& req) const = 0;
   virtual VlmResult answer(const Encoded& image, const std::string& question, const VlmRequest& req) const = 0;
+  // Several images (and questions) decoded together: one batched decoder pass per step where the
+  // model can. The default implementations loop over caption()/answer(). Results are in input
+  // order and equal to the one-at-a-time results (up to float rounding of batched matmuls).
+  virtual std::vector<VlmResult> caption_batch(const std::vector<const Encoded*>& images, const VlmRequest& req) const;
+  virtual std::vector<VlmResult> answer_batch(const std::vector<const Encoded*>& images,
+                                              const std::vector<std::string>& questions, const VlmRequest& req) const;
   // Fixed-list answering: the most likely answer of the set (BLIP's rank_answer, top-k by the
   // first token's probability). UsageError on models that cannot.
   virtual std::shared_ptr<const AnswerSet> answer_set(const std::vector<std::string>& answers) const;
