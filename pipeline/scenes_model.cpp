@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -113,6 +114,20 @@ ops::Linear load_linear(const Weights& w, int64_t in, int64_t out, ops::Act act 
   return ops::Linear(w.take("weight", {out, in}), w.take("bias", {out}), act);
 }
 
+// Several projections of one input as one Linear: scopes' weight [d, d] stacked row-wise ->
+// [n*d, d], biases [n*d] (e.g. q/k/v -> one matmul per step).
+ops::Linear load_stacked(const Weights& w, const std::vector<std::string>& scopes, int64_t d) {
+  const int64_t n = static_cast<int64_t>(scopes.size());
+  Tensor wt = Tensor::empty({n * d, d}), bt = Tensor::empty({n * d});
+  for (int64_t i = 0; i < n; ++i) {
+    const Weights s = w.scope(scopes[static_cast<size_t>(i)]);
+    const Tensor wi = s.take("weight", {d, d}).contiguous(), bi = s.take("bias", {d}).contiguous();  // f32
+    std::memcpy(wt.f32() + i * d * d, wi.f32(), sizeof(float) * static_cast<size_t>(d * d));
+    std::memcpy(bt.f32() + i * d, bi.f32(), sizeof(float) * static_cast<size_t>(d));
+  }
+  return ops::Linear(wt, bt, ops::Act::none);
+}
+
 }  // namespace
 
 ScenesModel ScenesModel::load(const std::string& dir) {
@@ -174,10 +189,13 @@ ScenesModel ScenesModel::load(const std::string& dir) {
     DecoderLayer L;
     L.ln1_w = s.take("ln1.weight", {d});
     L.ln1_b = s.take("ln1.bias", {d});
-    L.self_attn = load_mha(s.scope("self_attn"), c, false);
+    L.self_qkv = load_stacked(s.scope("self_attn"), {"q_proj", "k_proj", "v_proj"}, d);
+    L.self_o = load_linear(s.scope("self_attn.o_proj"), d, d);
     L.ln2_w = s.take("ln2.weight", {d});
     L.ln2_b = s.take("ln2.bias", {d});
-    L.cross_attn = load_mha(s.scope("cross_attn"), c, true);
+    L.cross_q = load_linear(s.scope("cross_attn.q_proj"), d, d);
+    L.cross_kv = load_stacked(s.scope("cross_attn"), {"k_proj", "v_proj"}, d);
+    L.cross_o = load_linear(s.scope("cross_attn.o_proj"), d, d);
     L.ln3_w = s.take("ln3.weight", {d});
     L.ln3_b = s.take("ln3.bias", {d});
     L.fc1 = load_linear(s.scope("ffn.fc1"), d, c.d_ff, ops::Act::gelu_erf);
@@ -221,18 +239,24 @@ Tensor ScenesModel::to_input(const Image& resized) const {
 }
 
 Tensor ScenesModel::encode(const Tensor& input) const {
+  if (input.dim() != 4 || input.size(1) != 5)
+    throw InternalError("scenes model: encoder input " + input.describe() + " is not [B, 5, S, S]");
+  const int64_t B = input.size(0), d = cfg_.d_model;
   Tensor x = input;
-  for (const auto& conv : convs_) x = conv.forward(x);  // [1, C, H', W'] (ReLU fused)
+  for (const auto& conv : convs_) x = conv.forward(x);  // [B, C, H', W'] (ReLU fused)
   const int64_t C = x.size(1), N = x.size(2) * x.size(3);
   if (N != cfg_.grid * cfg_.grid)
     throw InternalError("scenes model: conv output " + x.describe() + " is not the " + std::to_string(cfg_.grid) + "x" +
                         std::to_string(cfg_.grid) + " grid");
-  // [1, C, N] -> [N, C] (row-major over y, x as torch's flatten(2).transpose(1, 2))
-  Tensor grid = x.reshape({C, N}).transpose(0, 1).contiguous();
-  Tensor h = img_proj_.forward(grid);  // [N, d]
+  // [B, C, N] -> [B, N, C] (row-major over y, x as torch's flatten(2).transpose(1, 2))
+  Tensor grid = x.reshape({B, C, N}).transpose(1, 2).contiguous();
+  Tensor h = img_proj_.forward(grid);  // [B, N, d]
   if (cfg_.grid_ln) h = ops::layer_norm(h, img_ln_w_, img_ln_b_, cfg_.ln_eps);
-  ops::add_inplace(h, img_pos_);
-  h = h.reshape({1, N, cfg_.d_model});
+  for (int64_t b = 0; b < B; ++b) {  // + img_pos [N, d] for every image
+    float* hp = h.f32() + b * N * d;
+    const float* pp = img_pos_.f32();
+    for (int64_t i = 0; i < N * d; ++i) hp[i] += pp[i];
+  }
   for (const auto& L : enc_) {
     Tensor a = L.attn.forward(ops::layer_norm(h, L.ln1_w, L.ln1_b, cfg_.ln_eps));
     ops::add_inplace(h, a);
@@ -242,47 +266,253 @@ Tensor ScenesModel::encode(const Tensor& input) const {
   return ops::layer_norm(h, enc_ln_w_, enc_ln_b_, cfg_.ln_eps);
 }
 
+std::vector<ScenesModel::ImageMemory> ScenesModel::project_batch(const Tensor& memory) const {
+  const int64_t N = cfg_.grid * cfg_.grid, d = cfg_.d_model, H = cfg_.n_heads, hd = d / H;
+  if (memory.dim() != 3 || memory.size(1) != N || memory.size(2) != d)
+    throw InternalError("scenes model: memory " + memory.describe() + " is not [B, " + std::to_string(N) + ", " +
+                        std::to_string(d) + "]");
+  const int64_t B = memory.size(0);
+  std::vector<ImageMemory> out(static_cast<size_t>(B));
+  for (auto& m : out) m.cross.resize(dec_.size());
+  for (size_t i = 0; i < dec_.size(); ++i) {
+    const Tensor kv = dec_[i].cross_kv.forward(memory);  // [B, N, 2d]: K | V
+    const float* p = kv.f32();
+    for (int64_t b = 0; b < B; ++b) {
+      attn::CrossMemory& cm = out[static_cast<size_t>(b)].cross[i];
+      cm.k = Tensor::empty({1, H, N, hd});  // [1, H, N, hd]
+      cm.v = Tensor::empty({1, H, N, hd});
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t n = 0; n < N; ++n) {
+          const float* row = p + (b * N + n) * 2 * d;
+          std::memcpy(cm.k.f32() + (h * N + n) * hd, row + h * hd, sizeof(float) * static_cast<size_t>(hd));
+          std::memcpy(cm.v.f32() + (h * N + n) * hd, row + d + h * hd, sizeof(float) * static_cast<size_t>(hd));
+        }
+    }
+  }
+  return out;
+}
+
 ScenesModel::ImageMemory ScenesModel::project(const Tensor& memory) const {
-  ImageMemory m;
-  m.cross.reserve(dec_.size());
-  for (const auto& L : dec_) m.cross.push_back(L.cross_attn.project_memory(memory));
-  return m;
+  if (memory.dim() != 3 || memory.size(0) != 1)
+    throw InternalError("scenes model: project takes one image's memory [1, N, d], got " + memory.describe());
+  return std::move(project_batch(memory)[0]);
+}
+
+std::vector<ScenesModel::ImageMemory> ScenesModel::prepare_images(const std::vector<Image>& images) const {
+  if (images.empty()) return {};
+  const int64_t S = cfg_.image_size, B = static_cast<int64_t>(images.size());
+  Tensor x = Tensor::empty({B, 5, S, S});
+  for (int64_t b = 0; b < B; ++b) {
+    const Tensor one = to_input(resize(images[static_cast<size_t>(b)]));  // [1, 5, S, S]
+    std::memcpy(x.f32() + b * 5 * S * S, one.f32(), one.nbytes());
+  }
+  return project_batch(encode(x));
 }
 
 // ---------------------------------------------------------------- text side
 
+ScenesModel::Batch ScenesModel::start_batch(const std::vector<const ImageMemory*>& images) const {
+  Batch b;
+  for (const ImageMemory* m : images)
+    if (!m || m->cross.size() != dec_.size()) throw InternalError("scenes model: batch row without image memory");
+  b.images = images;
+  b.len.assign(images.size(), 0);
+  b.k.resize(dec_.size());
+  b.v.resize(dec_.size());
+  b.k2.resize(dec_.size());
+  b.v2.resize(dec_.size());
+  reserve_rows(b.k, b.v, b.rows());
+  return b;
+}
+
+void ScenesModel::reserve_rows(std::vector<Tensor>& bufs_k, std::vector<Tensor>& bufs_v, int64_t rows) const {
+  const int64_t H = cfg_.n_heads, hd = cfg_.d_model / H;
+  rows = std::max<int64_t>(rows, 1);
+  for (size_t i = 0; i < dec_.size(); ++i) {
+    if (bufs_k[i].dim() == 4 && bufs_k[i].size(0) >= rows) continue;
+    bufs_k[i] = Tensor::empty({rows, H, cfg_.max_len, hd});  // [rows_cap, H, max_len, hd]
+    bufs_v[i] = Tensor::empty({rows, H, cfg_.max_len, hd});
+  }
+}
+
+namespace {
+
+// out[i] = softmax(s[i]) over n scores, in place
+void softmax_inplace(float* s, int64_t n) {
+  float mx = s[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, s[i]);
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = std::exp(s[i] - mx);
+    sum += s[i];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < n; ++i) s[i] *= inv;
+}
+
+// One head of one query: q [hd], keys/values [n, hd] (row stride hd) -> out [hd]; probs [n]
+// gets the attention weights.
+void attend_one(const float* q, const float* keys, const float* values, int64_t n, int64_t hd, float scale,
+                float* probs, float* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* k = keys + j * hd;
+    float s = 0.f;
+    for (int64_t c = 0; c < hd; ++c) s += q[c] * k[c];
+    probs[j] = s * scale;
+  }
+  softmax_inplace(probs, n);
+  for (int64_t c = 0; c < hd; ++c) out[c] = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float p = probs[j];
+    const float* v = values + j * hd;
+    for (int64_t c = 0; c < hd; ++c) out[c] += p * v[c];
+  }
+}
+
+}  // namespace
+
+Tensor ScenesModel::step_batch(Batch& batch, const std::vector<int>& parents, const std::vector<std::vector<int>>& ids,
+                               bool all_positions, const MapSpec* spec, Tensor* maps) const {
+  const int64_t d = cfg_.d_model, H = cfg_.n_heads, hd = d / H, cap = cfg_.max_len;
+  const int64_t N = cfg_.grid * cfg_.grid, nl = static_cast<int64_t>(dec_.size());
+  // 1. Rows: row r becomes old row parents[r] (only the used positions are copied).
+  if (!parents.empty()) {
+    const int64_t old_rows = batch.rows(), R = static_cast<int64_t>(parents.size());
+    bool identity = R == old_rows;
+    for (int64_t r = 0; r < R; ++r) {
+      const int p = parents[static_cast<size_t>(r)];
+      if (p < 0 || p >= old_rows)
+        throw InternalError("scenes model: parent row " + std::to_string(p) + " outside [0, " + std::to_string(old_rows) + ")");
+      identity = identity && p == r;
+    }
+    if (!identity) {
+      reserve_rows(batch.k2, batch.v2, R);
+      std::vector<const ImageMemory*> images(static_cast<size_t>(R));
+      std::vector<int64_t> len(static_cast<size_t>(R));
+      for (int64_t i = 0; i < nl; ++i)
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t p = parents[static_cast<size_t>(r)], used = batch.len[static_cast<size_t>(p)];
+          for (int64_t h = 0; h < H; ++h) {
+            const size_t n = sizeof(float) * static_cast<size_t>(used * hd);
+            std::memcpy(batch.k2[static_cast<size_t>(i)].f32() + (r * H + h) * cap * hd,
+                        batch.k[static_cast<size_t>(i)].f32() + (p * H + h) * cap * hd, n);
+            std::memcpy(batch.v2[static_cast<size_t>(i)].f32() + (r * H + h) * cap * hd,
+                        batch.v[static_cast<size_t>(i)].f32() + (p * H + h) * cap * hd, n);
+          }
+        }
+      for (int64_t r = 0; r < R; ++r) {
+        images[static_cast<size_t>(r)] = batch.images[static_cast<size_t>(parents[static_cast<size_t>(r)])];
+        len[static_cast<size_t>(r)] = batch.len[static_cast<size_t>(parents[static_cast<size_t>(r)])];
+      }
+      std::swap(batch.k, batch.k2);
+      std::swap(batch.v, batch.v2);
+      batch.images = std::move(images);
+      batch.len = std::move(len);
+    }
+  }
+  const int64_t R = batch.rows();
+  if (static_cast<int64_t>(ids.size()) != R)
+    throw InternalError("scenes model: " + std::to_string(ids.size()) + " token lists for a batch of " + std::to_string(R) + " rows");
+  // 2. Token layout: row r's T_r tokens at rows [off_r, off_r + T_r) of the [M, d] activations.
+  std::vector<int64_t> off(static_cast<size_t>(R) + 1, 0);
+  std::vector<int32_t> tokens;
+  for (int64_t r = 0; r < R; ++r) {
+    const auto& t = ids[static_cast<size_t>(r)];
+    const int64_t T = static_cast<int64_t>(t.size()), at = batch.len[static_cast<size_t>(r)];
+    if (T == 0) throw InternalError("scenes model: step with no tokens (row " + std::to_string(r) + ")");
+    if (at + T > cap)
+      throw InternalError("scenes model: sequence of " + std::to_string(at + T) + " tokens exceeds max_len " + std::to_string(cap));
+    off[static_cast<size_t>(r) + 1] = off[static_cast<size_t>(r)] + T;
+    tokens.insert(tokens.end(), t.begin(), t.end());
+  }
+  const int64_t M = off.back();
+  Tensor h = ops::embedding(tok_emb_, tokens);  // [M, d]
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t m = off[static_cast<size_t>(r)]; m < off[static_cast<size_t>(r) + 1]; ++m) {
+      const float* pe = pos_emb_.f32() + (batch.len[static_cast<size_t>(r)] + m - off[static_cast<size_t>(r)]) * d;
+      float* hp = h.f32() + m * d;
+      for (int64_t c = 0; c < d; ++c) hp[c] += pe[c];
+    }
+  // Map selection.
+  int map_layer = -1, map_head = -1;
+  if (maps) {
+    map_layer = spec && spec->layer >= 0 ? spec->layer : static_cast<int>(nl - 1);
+    map_head = spec ? spec->head : -1;
+    if (map_layer >= nl || map_head >= H || map_head < -1)
+      throw InternalError("scenes model: attention map layer " + std::to_string(map_layer) + ", head " +
+                          std::to_string(map_head) + " outside " + std::to_string(nl) + " layers, " + std::to_string(H) + " heads");
+    *maps = Tensor::zeros({R, N});
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  Tensor att = Tensor::empty({M, d});
+  std::vector<float> probs(static_cast<size_t>(std::max(N, cap)));
+  // 3. Layers.
+  for (int64_t i = 0; i < nl; ++i) {
+    const DecoderLayer& L = dec_[static_cast<size_t>(i)];
+    float* kc = batch.k[static_cast<size_t>(i)].f32();
+    float* vc = batch.v[static_cast<size_t>(i)].f32();
+    // Causal self-attention over each row's cache.
+    const Tensor qkv = L.self_qkv.forward(ops::layer_norm(h, L.ln1_w, L.ln1_b, cfg_.ln_eps));  // [M, 3d]: Q | K | V
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t at = batch.len[static_cast<size_t>(r)], o = off[static_cast<size_t>(r)];
+      for (int64_t m = o; m < off[static_cast<size_t>(r) + 1]; ++m)
+        for (int64_t hh = 0; hh < H; ++hh) {
+          const float* src = qkv.f32() + m * 3 * d;
+          const int64_t dst = ((r * H + hh) * cap + at + (m - o)) * hd;
+          std::memcpy(kc + dst, src + d + hh * hd, sizeof(float) * static_cast<size_t>(hd));
+          std::memcpy(vc + dst, src + 2 * d + hh * hd, sizeof(float) * static_cast<size_t>(hd));
+        }
+      for (int64_t m = o; m < off[static_cast<size_t>(r) + 1]; ++m) {
+        const int64_t visible = at + (m - o) + 1;
+        for (int64_t hh = 0; hh < H; ++hh)
+          attend_one(qkv.f32() + m * 3 * d + hh * hd, kc + (r * H + hh) * cap * hd, vc + (r * H + hh) * cap * hd, visible, hd,
+                     scale, probs.data(), att.f32() + m * d + hh * hd);
+      }
+    }
+    L.self_o.forward_into(att, h, /*accumulate=*/true);
+    // Cross-attention to each row's image.
+    const Tensor q = L.cross_q.forward(ops::layer_norm(h, L.ln2_w, L.ln2_b, cfg_.ln_eps));  // [M, d]
+    for (int64_t r = 0; r < R; ++r) {
+      const attn::CrossMemory& cm = batch.images[static_cast<size_t>(r)]->cross[static_cast<size_t>(i)];
+      const int64_t last = off[static_cast<size_t>(r) + 1] - 1;
+      for (int64_t m = off[static_cast<size_t>(r)]; m <= last; ++m)
+        for (int64_t hh = 0; hh < H; ++hh) {
+          attend_one(q.f32() + m * d + hh * hd, cm.k.f32() + hh * N * hd, cm.v.f32() + hh * N * hd, N, hd, scale, probs.data(),
+                     att.f32() + m * d + hh * hd);
+          if (maps && i == map_layer && m == last && (map_head < 0 || map_head == hh)) {
+            float* mp = maps->f32() + r * N;
+            const float w = map_head < 0 ? 1.f / static_cast<float>(H) : 1.f;
+            for (int64_t n = 0; n < N; ++n) mp[n] += w * probs[static_cast<size_t>(n)];
+          }
+        }
+    }
+    L.cross_o.forward_into(att, h, /*accumulate=*/true);
+    Tensor f = L.fc1.forward(ops::layer_norm(h, L.ln3_w, L.ln3_b, cfg_.ln_eps));
+    L.fc2.forward_into(f, h, /*accumulate=*/true);
+  }
+  for (int64_t r = 0; r < R; ++r) batch.len[static_cast<size_t>(r)] += off[static_cast<size_t>(r) + 1] - off[static_cast<size_t>(r)];
+  // 4. Logits of the wanted positions.
+  Tensor sel = h;
+  if (!all_positions && M != R) {
+    sel = Tensor::empty({R, d});
+    for (int64_t r = 0; r < R; ++r)
+      std::memcpy(sel.f32() + r * d, h.f32() + (off[static_cast<size_t>(r) + 1] - 1) * d, sizeof(float) * static_cast<size_t>(d));
+  }
+  return lm_head_.forward(ops::layer_norm(sel, dec_ln_w_, dec_ln_b_, cfg_.ln_eps));  // [R or M, V]
+}
+
 ScenesModel::Sequence ScenesModel::start(const ImageMemory& image) const {
   Sequence s;
   s.image = &image;
-  for (const auto& L : dec_) s.caches.push_back(L.self_attn.make_cache(1, cfg_.max_len));
+  s.batch = start_batch({&image});
   return s;
 }
 
 Tensor ScenesModel::step(Sequence& seq, const std::vector<int>& ids) const {
-  const int64_t T = static_cast<int64_t>(ids.size()), d = cfg_.d_model;
-  if (T == 0) throw InternalError("scenes model: step with no tokens");
-  if (seq.pos + T > cfg_.max_len)
-    throw InternalError("scenes model: sequence of " + std::to_string(seq.pos + T) + " tokens exceeds max_len " +
-                        std::to_string(cfg_.max_len));
-  if (!seq.image || seq.image->cross.size() != dec_.size()) throw InternalError("scenes model: step without image memory");
-  std::vector<int32_t> ids32(ids.begin(), ids.end());
-  Tensor h = ops::embedding(tok_emb_, ids32);  // [T, d]
-  ops::add_inplace(h, pos_emb_.slice(0, seq.pos, seq.pos + T).contiguous());
-  h = h.reshape({1, T, d});
-  attn::SdpaParams causal;
-  causal.causal = true;
-  for (size_t i = 0; i < dec_.size(); ++i) {
-    const DecoderLayer& L = dec_[i];
-    Tensor a = L.self_attn.forward(ops::layer_norm(h, L.ln1_w, L.ln1_b, cfg_.ln_eps), seq.caches[i], causal);
-    ops::add_inplace(h, a);
-    Tensor x = L.cross_attn.forward(ops::layer_norm(h, L.ln2_w, L.ln2_b, cfg_.ln_eps), seq.image->cross[i]);
-    ops::add_inplace(h, x);
-    Tensor f = L.fc1.forward(ops::layer_norm(h, L.ln3_w, L.ln3_b, cfg_.ln_eps));
-    L.fc2.forward_into(f, h, /*accumulate=*/true);
-  }
-  seq.pos += T;
-  Tensor n = ops::layer_norm(h.reshape({T, d}), dec_ln_w_, dec_ln_b_, cfg_.ln_eps);
-  return lm_head_.forward(n);  // [T, V]
+  if (ids.empty()) throw InternalError("scenes model: step with no tokens");
+  Tensor l = step_batch(seq.batch, {}, {ids}, /*all_positions=*/true);  // [T, V]
+  seq.pos = seq.batch.len[0];
+  return l;
 }
 
 std::vector<int> ScenesModel::vqa_prompt(const std::string& question) const {
@@ -306,7 +536,7 @@ GreedyResult ScenesModel::generate(const ImageMemory& image, const std::vector<i
   GreedyOptions opt;
   opt.eos_id = cfg_.eos_id;
   opt.max_new_tokens = static_cast<int>(std::min<int64_t>(max_new_tokens, cfg_.max_len - static_cast<int64_t>(prompt.size())));
-  opt.banned = {cfg_.pad_id, cfg_.bos_id, cfg_.sep_id, cfg_.cap_id};
+  opt.banned = banned_ids();
   if (opt.max_new_tokens < 1) throw InternalError("scenes model: prompt of " + std::to_string(prompt.size()) + " tokens leaves no room");
   return greedy_decode(
       [&](const std::vector<int>& ids) {

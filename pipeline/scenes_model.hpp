@@ -61,20 +61,51 @@ class ScenesModel {
   Image resize(const Image& image) const;
   // resized [S, S, 3] u8 -> x [1, 5, S, S] f32 (normalised RGB + coordinate channels)
   Tensor to_input(const Image& resized) const;
-  // x [1, 5, S, S] -> memory [1, G*G, d]
+  // x [B, 5, S, S] -> memory [B, G*G, d] (one batch through the convs and the encoder)
   Tensor encode(const Tensor& x) const;
 
   // Per image: the cross-attention K/V of every decoder layer, projected once.
   struct ImageMemory {
-    std::vector<attn::CrossMemory> cross;  // one per decoder layer
+    std::vector<attn::CrossMemory> cross;  // one per decoder layer; k, v [1, H, G*G, hd] (no oneDNN prepared copy)
   };
   ImageMemory project(const Tensor& memory) const;  // memory [1, G*G, d]
+  std::vector<ImageMemory> project_batch(const Tensor& memory) const;  // memory [B, G*G, d] -> B memories
   ImageMemory prepare_image(const Image& image) const { return project(encode(to_input(resize(image)))); }
+  // Images of any sizes -> one memory each; resize and normalise per image, then the convs, the
+  // encoder and the K/V projections run once over the batch [B, ...].
+  std::vector<ImageMemory> prepare_images(const std::vector<Image>& images) const;
 
-  // Decoding state of one sequence: self-attention KV caches and the position.
+  // ---- batched decoding ----
+  // R sequences ("rows") decoded in lockstep, each over its own image and at its own position
+  // (prompts of different lengths need no padding). All rows run through one matmul per
+  // projection per layer per step; the attention itself (a few dozen keys, or the G*G grid) is
+  // computed per row in plain loops, which also gives the cross-attention weights for maps.
+  struct Batch {
+    std::vector<const ImageMemory*> images;  // per row
+    std::vector<int64_t> len;                // per row: positions already in the cache
+    std::vector<Tensor> k, v;                // per decoder layer: [rows_cap, H, max_len, hd]
+    std::vector<Tensor> k2, v2;              // spare buffers for reordering rows
+    int64_t rows() const { return static_cast<int64_t>(images.size()); }
+  };
+  Batch start_batch(const std::vector<const ImageMemory*>& images) const;
+  // Which cross-attention weights step_batch reports: decoder layer (-1: the last) and head
+  // (-1: the mean over heads).
+  struct MapSpec {
+    int layer = -1, head = -1;
+  };
+  // Row r of the batch first becomes old row parents[r] (empty parents: rows unchanged; rows
+  // may be dropped, duplicated, reordered), then ids[r] (>= 1 token) are appended to it.
+  // -> logits [R, V] of each row's last appended position, or with all_positions [sum T_r, V]
+  // (every appended position, rows in order). maps (if not null) gets [R, G*G]: each row's last
+  // position's cross-attention over the grid, per `spec` (rows sum to 1).
+  // InternalError past max_len positions or for a bad parent index.
+  Tensor step_batch(Batch& batch, const std::vector<int>& parents, const std::vector<std::vector<int>>& ids,
+                    bool all_positions = false, const MapSpec* spec = nullptr, Tensor* maps = nullptr) const;
+
+  // Decoding state of one sequence (a batch of one row).
   struct Sequence {
     const ImageMemory* image = nullptr;
-    std::vector<attn::KVCache> caches;  // one per decoder layer, capacity max_len
+    Batch batch;
     int64_t pos = 0;
   };
   Sequence start(const ImageMemory& image) const;
@@ -85,6 +116,8 @@ class ScenesModel {
   // Prompts.
   std::vector<int> vqa_prompt(const std::string& question) const;  // <bos> question <sep>
   std::vector<int> caption_prompt() const;                          // <bos> <cap> <sep>
+  // Tokens the model never generates (pad, bos, sep, cap).
+  std::vector<int> banned_ids() const { return {cfg_.pad_id, cfg_.bos_id, cfg_.sep_id, cfg_.cap_id}; }
   // Greedy generation after a prompt, bounded by max_len; returns the generated ids.
   GreedyResult generate(const ImageMemory& image, const std::vector<int>& prompt, int max_new_tokens) const;
   std::string caption(const ImageMemory& image) const;
@@ -102,14 +135,19 @@ class ScenesModel {
     ops::Linear fc2;             // enc_layers.{i}.ffn.fc2.weight [d, d_ff], .bias [d]
   };
   struct DecoderLayer {
-    Tensor ln1_w, ln1_b;               // dec_layers.{i}.ln1.weight / .bias [d]
-    attn::MultiHeadAttention self_attn;   // dec_layers.{i}.self_attn.{q,k,v,o}_proj.{weight,bias}
-    Tensor ln2_w, ln2_b;               // dec_layers.{i}.ln2.weight / .bias [d]
-    attn::MultiHeadAttention cross_attn;  // dec_layers.{i}.cross_attn.{q,k,v,o}_proj.{weight,bias}
-    Tensor ln3_w, ln3_b;               // dec_layers.{i}.ln3.weight / .bias [d]
-    ops::Linear fc1;                   // dec_layers.{i}.ffn.fc1.weight [d_ff, d], .bias [d_ff] (+GELU erf)
-    ops::Linear fc2;                   // dec_layers.{i}.ffn.fc2.weight [d, d_ff], .bias [d]
+    Tensor ln1_w, ln1_b;  // dec_layers.{i}.ln1.weight / .bias [d]
+    ops::Linear self_qkv; // dec_layers.{i}.self_attn.{q,k,v}_proj.weight [d, d] stacked -> [3d, d], biases [3d]
+    ops::Linear self_o;   // dec_layers.{i}.self_attn.o_proj.weight [d, d], .bias [d]
+    Tensor ln2_w, ln2_b;  // dec_layers.{i}.ln2.weight / .bias [d]
+    ops::Linear cross_q;  // dec_layers.{i}.cross_attn.q_proj.weight [d, d], .bias [d]
+    ops::Linear cross_kv; // dec_layers.{i}.cross_attn.{k,v}_proj.weight [d, d] stacked -> [2d, d], biases [2d]
+    ops::Linear cross_o;  // dec_layers.{i}.cross_attn.o_proj.weight [d, d], .bias [d]
+    Tensor ln3_w, ln3_b;  // dec_layers.{i}.ln3.weight / .bias [d]
+    ops::Linear fc1;      // dec_layers.{i}.ffn.fc1.weight [d_ff, d], .bias [d_ff] (+GELU erf)
+    ops::Linear fc2;      // dec_layers.{i}.ffn.fc2.weight [d, d_ff], .bias [d]
   };
+  // Makes room for `rows` rows in the spare cache buffers (keeps them when big enough).
+  void reserve_rows(std::vector<Tensor>& bufs_k, std::vector<Tensor>& bufs_v, int64_t rows) const;
 
   ScenesConfig cfg_;
   std::string dir_;

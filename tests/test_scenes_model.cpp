@@ -2,7 +2,10 @@
 // resize, encoder memory, teacher-forced logits (all at once and step by step through the KV
 // cache) to 1e-4, and greedy ids exactly, for both tasks, on the shipped model and the committed
 // sample scenes. Fixture: tests/fixtures/scenes_model (training/make_scenes_fixtures.py).
-// Also: greedy_decode's stopping rules, and load errors.
+// Also: greedy_decode's stopping rules, and load errors. Batching (encoder and decoder; rows of
+// different prompt lengths) against PyTorch and against one sequence at a time, beam search
+// against an independent PyTorch implementation, attention maps against PyTorch's weights,
+// streaming, determinism, and the Vlm request checks.
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
@@ -17,6 +20,7 @@
 #include "core/safetensors.hpp"
 #include "pipeline/decoding.hpp"
 #include "pipeline/scenes_model.hpp"
+#include "pipeline/vlm.hpp"
 
 using namespace xmodal;
 namespace fs = std::filesystem;
@@ -215,4 +219,393 @@ TEST_CASE("load errors are ModelErrors that name the problem") {
   std::error_code ec;
   fs::remove_all(dir, ec);
   CHECK_THROWS_AS(ScenesModel::load(kRoot + "/no/such/model"), ModelError);
+}
+
+// ------------------------------------------------------------------ batching, beams, maps
+
+namespace {
+
+struct RefSeq {
+  size_t sample;
+  std::string tag;                 // "s0.cap", "s1.q2"
+  std::vector<int> prompt, gen;    // gen: greedy ids without eos
+  std::string question;            // empty for captions
+};
+std::vector<RefSeq> ref_sequences() {
+  std::vector<RefSeq> out;
+  const auto& samples = fixture().ref.at("samples");
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    const std::string t = "s" + std::to_string(i);
+    out.push_back({i, t + ".cap", ints(s.at("caption").at("prompt")), ints(s.at("caption").at("ids")), ""});
+    const auto& qs = s.at("questions");
+    for (size_t j = 0; j < qs.size(); ++j)
+      out.push_back({i, t + ".q" + std::to_string(j), ints(qs[j].at("prompt")), ints(qs[j].at("ids")),
+                     qs[j].at("question").get<std::string>()});
+  }
+  return out;
+}
+
+std::vector<Image> sample_images() {
+  std::vector<Image> v;
+  for (const auto& s : fixture().ref.at("samples")) v.push_back(load_image(kRoot + "/" + s.at("file").get<std::string>()));
+  return v;
+}
+
+double maxdiff_span(const float* a, const float* b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+const Vlm& vlm() {
+  static std::unique_ptr<Vlm> v = open_vlm(kModel);
+  return *v;
+}
+
+}  // namespace
+
+TEST_CASE("batched image encoding equals one image at a time") {
+  const ScenesModel& m = model();
+  const auto images = sample_images();
+  const auto batched = m.prepare_images(images);
+  REQUIRE(batched.size() == images.size());
+  double d = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto one = m.prepare_image(images[i]);
+    for (size_t l = 0; l < one.cross.size(); ++l) {
+      d = std::max(d, maxdiff(batched[i].cross[l].k, one.cross[l].k));
+      d = std::max(d, maxdiff(batched[i].cross[l].v, one.cross[l].v));
+    }
+  }
+  MESSAGE("max |cross K/V diff| batched vs single: " << d);
+  CHECK(d <= 1e-5);
+}
+
+TEST_CASE("batched decoding: mixed prompt lengths and images, vs PyTorch and vs one sequence at a time") {
+  const ScenesModel& m = model();
+  const Fixture& f = fixture();
+  const auto images = sample_images();
+  const auto mems = m.prepare_images(images);
+  const auto seqs = ref_sequences();
+  const int64_t V = m.config().vocab_size;
+  std::vector<const ScenesModel::ImageMemory*> rows;
+  std::vector<std::vector<int>> prompts;
+  for (const auto& s : seqs) {
+    rows.push_back(&mems[s.sample]);
+    prompts.push_back(s.prompt);
+  }
+  // one sequence at a time, as the reference for "batched == single"
+  std::vector<ScenesModel::Sequence> singles;
+  for (const auto& s : seqs) singles.push_back(m.start(mems[s.sample]));
+  auto batch = m.start_batch(rows);
+  // prefill every prompt at once (all positions), then one teacher-forced id per row per step,
+  // rows dropping out when their reference sequence ends
+  Tensor pre = m.step_batch(batch, {}, prompts, /*all_positions=*/true);
+  double d_ref = 0, d_single = 0;
+  int64_t at = 0;
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    const int64_t T = static_cast<int64_t>(seqs[r].prompt.size());
+    const Tensor ref = f.st.view(seqs[r].tag + ".logits");
+    d_ref = std::max(d_ref, maxdiff_span(pre.f32() + at * V, ref.contiguous().f32(), T * V));
+    Tensor one = m.step(singles[r], seqs[r].prompt);
+    d_single = std::max(d_single, maxdiff_span(pre.f32() + at * V, one.f32(), T * V));
+    at += T;
+  }
+  std::vector<size_t> active(seqs.size());
+  for (size_t r = 0; r < seqs.size(); ++r) active[r] = r;
+  int steps = 0;
+  for (size_t t = 0;; ++t) {
+    std::vector<int> parents;
+    std::vector<std::vector<int>> ids;
+    std::vector<size_t> next;
+    for (size_t k = 0; k < active.size(); ++k)
+      if (t < seqs[active[k]].gen.size()) {
+        parents.push_back(static_cast<int>(k));
+        ids.push_back({seqs[active[k]].gen[t]});
+        next.push_back(active[k]);
+      }
+    if (next.empty()) break;
+    active = next;
+    Tensor l = m.step_batch(batch, parents, ids);  // [R, V]
+    REQUIRE(l.size(0) == static_cast<int64_t>(active.size()));
+    ++steps;
+    for (size_t k = 0; k < active.size(); ++k) {
+      const RefSeq& s = seqs[active[k]];
+      const int64_t pos = static_cast<int64_t>(s.prompt.size() + t);
+      const Tensor ref = f.st.view(s.tag + ".logits").select(0, pos).contiguous();
+      d_ref = std::max(d_ref, maxdiff_span(l.f32() + static_cast<int64_t>(k) * V, ref.f32(), V));
+      Tensor one = m.step(singles[active[k]], {s.gen[t]});
+      d_single = std::max(d_single, maxdiff_span(l.f32() + static_cast<int64_t>(k) * V, one.f32(), V));
+    }
+  }
+  MESSAGE(seqs.size() << " rows, " << steps << " batched steps: max |logit diff| vs PyTorch " << d_ref << ", vs one at a time "
+                      << d_single);
+  CHECK(steps >= 8);
+  CHECK(d_ref <= 1e-4);
+  CHECK(d_single <= 1e-4);
+  CHECK_THROWS_AS(m.step_batch(batch, {99}, {{1}}), InternalError);
+}
+
+TEST_CASE("Vlm: caption_batch and answer_batch equal one-at-a-time results and the PyTorch greedy ids") {
+  const Vlm& v = vlm();
+  const auto images = sample_images();
+  const auto enc = v.encode(images);
+  REQUIRE(enc.size() == images.size());
+  std::vector<const Vlm::Encoded*> ptrs;
+  for (const auto& e : enc) ptrs.push_back(e.get());
+  VlmRequest req;
+  const auto caps = v.caption_batch(ptrs, req);
+  const auto& samples = fixture().ref.at("samples");
+  double d_score = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto enc1 = v.encode({images[i]});
+    const VlmResult one = v.caption(*enc1[0], req);
+    CHECK(caps[i].ids == one.ids);
+    CHECK(caps[i].text == one.text);
+    d_score = std::max(d_score, std::fabs(caps[i].score - one.score));
+    CHECK(std::vector<int>(caps[i].ids.begin(), caps[i].ids.end()) == ints(samples[i].at("caption").at("ids")));
+    CHECK(caps[i].text == samples[i].at("caption").at("text").get<std::string>());
+    CHECK(caps[i].tokens.size() == caps[i].ids.size());
+  }
+  // every question of every sample in one batch (prompts of 5 to 10 tokens)
+  std::vector<const Vlm::Encoded*> qimg;
+  std::vector<std::string> qs;
+  std::vector<std::vector<int>> want;
+  for (const auto& s : ref_sequences())
+    if (!s.question.empty()) {
+      qimg.push_back(ptrs[s.sample]);
+      qs.push_back(s.question);
+      want.push_back(s.gen);
+    }
+  const auto ans = v.answer_batch(qimg, qs, req);
+  REQUIRE(ans.size() == qs.size());
+  for (size_t k = 0; k < qs.size(); ++k) {
+    CAPTURE(qs[k]);
+    const VlmResult one = v.answer(*qimg[k], qs[k], req);
+    CHECK(ans[k].ids == one.ids);
+    CHECK(ans[k].text == one.text);
+    d_score = std::max(d_score, std::fabs(ans[k].score - one.score));
+    CHECK(std::vector<int>(ans[k].ids.begin(), ans[k].ids.end()) == want[k]);
+  }
+  MESSAGE("max |score diff| batched vs single: " << d_score);
+  CHECK(d_score <= 1e-4);
+}
+
+TEST_CASE("beam search on the scenes model: PyTorch reference, width 1 is greedy, batched equals single") {
+  const ScenesModel& m = model();
+  const Vlm& v = vlm();
+  const auto images = sample_images();
+  const auto enc = v.encode(images);
+  std::vector<const Vlm::Encoded*> ptrs;
+  for (const auto& e : enc) ptrs.push_back(e.get());
+  const auto& samples = fixture().ref.at("samples");
+  const size_t n_beam_refs = samples[0].at("caption").at("beam").size();
+  REQUIRE(n_beam_refs >= 2);
+  int differs_from_greedy = 0;
+  for (size_t b = 0; b < n_beam_refs; ++b) {
+    VlmRequest req;
+    req.num_beams = samples[0].at("caption").at("beam")[b].at("num_beams").get<int>();
+    req.length_penalty = samples[0].at("caption").at("beam")[b].at("length_penalty").get<float>();
+    CAPTURE(req.num_beams);
+    const auto res = v.caption_batch(ptrs, req);
+    for (size_t i = 0; i < images.size(); ++i) {
+      CAPTURE(i);
+      const auto& ref = samples[i].at("caption").at("beam")[b];
+      CHECK(std::vector<int>(res[i].ids.begin(), res[i].ids.end()) == ints(ref.at("ids")));
+      CHECK(res[i].score == doctest::Approx(ref.at("score").get<double>()).epsilon(1e-4));
+      const VlmResult one = v.caption(*ptrs[i], req);
+      CHECK(one.ids == res[i].ids);
+      CHECK(one.score == doctest::Approx(res[i].score).epsilon(1e-5));
+      differs_from_greedy += ints(ref.at("ids")) != ints(samples[i].at("caption").at("ids"));
+    }
+  }
+  CHECK(differs_from_greedy > 0);  // the reference exercises beams that greedy would not find
+  // width 1 == greedy, on every reference sequence (decoding.hpp beam_search over step_batch)
+  const auto mems = m.prepare_images(images);
+  for (const auto& s : ref_sequences()) {
+    auto batch = m.start_batch({&mems[s.sample]});
+    BeamOptions o;
+    o.num_beams = 1;
+    o.eos_id = m.config().eos_id;
+    o.banned = m.banned_ids();
+    o.max_new_tokens = s.question.empty() ? static_cast<int>(m.config().max_len - 3) : ScenesModel::kMaxAnswerTokens;
+    const BeamResult br = beam_search(
+        [&](const std::vector<int>& parents, const std::vector<std::vector<int>>& ids) {
+          return m.step_batch(batch, parents, ids);
+        },
+        s.prompt, o);
+    CHECK_MESSAGE(br.ids == s.gen, s.tag);
+    CHECK(br.ids == m.generate(mems[s.sample], s.prompt, o.max_new_tokens).ids);
+  }
+}
+
+TEST_CASE("attention maps match PyTorch's cross-attention weights (layer and head selection)") {
+  const ScenesModel& m = model();
+  const Vlm& v = vlm();
+  const Fixture& f = fixture();
+  const auto images = sample_images();
+  const auto enc = v.encode(images);
+  std::vector<const Vlm::Encoded*> ptrs;
+  for (const auto& e : enc) ptrs.push_back(e.get());
+  const int64_t G = v.map_grid(), N = G * G, H = m.config().n_heads, nl = m.config().n_dec_layers;
+  REQUIRE(G == m.config().grid);
+  // ref [n_dec, H, L, N]: the map of generated id t is position prompt_len - 1 + t
+  auto ref_map = [&](const Tensor& ref, int64_t layer, int64_t head, int64_t pos) {
+    const int64_t L = ref.size(2);
+    std::vector<float> out(static_cast<size_t>(N), 0.f);
+    for (int64_t h = 0; h < H; ++h) {
+      if (head >= 0 && h != head) continue;
+      const float* p = ref.f32() + ((layer * H + h) * L + pos) * N;
+      for (int64_t n = 0; n < N; ++n) out[static_cast<size_t>(n)] += head >= 0 ? p[n] : p[n] / static_cast<float>(H);
+    }
+    return out;
+  };
+  double d = 0, d_sum = 0;
+  size_t maps_checked = 0;
+  for (const auto& [layer, head] : std::vector<std::pair<int, int>>{{-1, -1}, {0, 2}, {1, -1}}) {
+    VlmRequest req;
+    req.attention_maps = true;
+    req.map_layer = layer;
+    req.map_head = head;
+    const auto caps = v.caption_batch(ptrs, req);
+    for (size_t i = 0; i < images.size(); ++i) {
+      const Tensor ref = f.st.view("s" + std::to_string(i) + ".cap.cross_attn").contiguous();
+      REQUIRE(ref.shape() == Shape{nl, H, ref.size(2), N});
+      REQUIRE(caps[i].attention.size() == caps[i].ids.size());
+      for (size_t t = 0; t < caps[i].attention.size(); ++t) {
+        const auto want = ref_map(ref, layer < 0 ? nl - 1 : layer, head, 2 + static_cast<int64_t>(t));
+        REQUIRE(caps[i].attention[t].size() == static_cast<size_t>(N));
+        d = std::max(d, maxdiff_span(caps[i].attention[t].data(), want.data(), N));
+        double s = 0;
+        for (float x : caps[i].attention[t]) s += x;
+        d_sum = std::max(d_sum, std::fabs(s - 1.0));
+        ++maps_checked;
+      }
+    }
+  }
+  // an answer's maps (s0, question 0: prompt of p tokens)
+  {
+    const auto& q0 = f.ref.at("samples")[0].at("questions")[0];
+    VlmRequest req;
+    req.attention_maps = true;
+    const VlmResult a = v.answer(*ptrs[0], q0.at("question").get<std::string>(), req);
+    const Tensor ref = f.st.view("s0.q0.cross_attn").contiguous();
+    const int64_t p = static_cast<int64_t>(q0.at("prompt").size());
+    REQUIRE(a.attention.size() == a.ids.size());
+    REQUIRE(!a.attention.empty());
+    for (size_t t = 0; t < a.attention.size(); ++t) {
+      const auto want = ref_map(ref, nl - 1, -1, p - 1 + static_cast<int64_t>(t));
+      d = std::max(d, maxdiff_span(a.attention[t].data(), want.data(), N));
+      ++maps_checked;
+    }
+  }
+  MESSAGE(maps_checked << " maps: max |weight diff| vs PyTorch " << d << ", max |sum - 1| " << d_sum);
+  CHECK(d <= 1e-4);
+  CHECK(d_sum <= 1e-4);
+  // beam search keeps each hypothesis's own maps: the winner's maps equal a greedy-free
+  // teacher-forced recomputation, i.e. the maps of the same ids decoded again
+  VlmRequest breq;
+  breq.attention_maps = true;
+  breq.num_beams = 3;
+  const VlmResult br = v.caption(*ptrs[1], breq);
+  REQUIRE(br.attention.size() == br.ids.size());
+  const auto mems = m.prepare_images({images[1]});
+  auto batch = m.start_batch({&mems[0]});
+  std::vector<int> feed = m.caption_prompt();
+  double d_beam = 0;
+  for (size_t t = 0; t < br.ids.size(); ++t) {
+    Tensor mp;
+    ScenesModel::MapSpec spec;
+    m.step_batch(batch, {}, {feed}, false, &spec, &mp);
+    d_beam = std::max(d_beam, maxdiff_span(mp.f32(), br.attention[t].data(), N));
+    feed = {br.ids[t]};
+  }
+  MESSAGE("beam maps vs teacher-forced maps of the same ids: " << d_beam);
+  CHECK(d_beam <= 1e-5);
+}
+
+TEST_CASE("streaming pieces concatenate to the final text; beam search emits the text at the end") {
+  const Vlm& v = vlm();
+  const auto images = sample_images();
+  const auto enc = v.encode(images);
+  std::vector<const Vlm::Encoded*> ptrs;
+  for (const auto& e : enc) ptrs.push_back(e.get());
+  for (int beams : {1, 3}) {
+    CAPTURE(beams);
+    std::vector<std::string> got(ptrs.size());
+    std::vector<int> calls(ptrs.size(), 0);
+    VlmRequest req;
+    req.num_beams = beams;
+    req.on_token = [&](size_t i, const std::string& piece) {
+      REQUIRE(i < got.size());
+      CHECK_FALSE(piece.empty());
+      got[i] += piece;
+      ++calls[i];
+    };
+    const auto res = v.caption_batch(ptrs, req);
+    for (size_t i = 0; i < ptrs.size(); ++i) {
+      CHECK(got[i] == res[i].text);
+      if (beams == 1) {
+        CHECK(calls[i] >= 3);  // word by word, not all at the end
+        CHECK(calls[i] <= static_cast<int>(res[i].ids.size()));
+      } else {
+        CHECK(calls[i] == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("deterministic: the same request twice gives identical ids, scores and maps") {
+  const Vlm& v = vlm();
+  const auto images = sample_images();
+  const auto enc = v.encode(images);
+  const auto enc2 = v.encode(images);
+  std::vector<const Vlm::Encoded*> p1, p2;
+  for (size_t i = 0; i < enc.size(); ++i) {
+    p1.push_back(enc[i].get());
+    p2.push_back(enc2[i].get());
+  }
+  for (int beams : {1, 3}) {
+    VlmRequest req;
+    req.num_beams = beams;
+    req.attention_maps = true;
+    const auto a = v.caption_batch(p1, req), b = v.caption_batch(p2, req);
+    for (size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i].ids == b[i].ids);
+      CHECK(a[i].score == b[i].score);  // bit for bit
+      CHECK(a[i].attention == b[i].attention);
+    }
+  }
+}
+
+TEST_CASE("Vlm request errors on the scenes model are UsageErrors") {
+  const Vlm& v = vlm();
+  const auto enc = v.encode({sample_images()[0]});
+  auto expect = [&](VlmRequest r, const std::string& part) {
+    try {
+      v.caption(*enc[0], r);
+      FAIL("no error; expected one mentioning " << part);
+    } catch (const UsageError& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(part) != std::string::npos, e.what());
+    }
+  };
+  VlmRequest r;
+  r.map_layer = static_cast<int>(model().config().n_dec_layers);
+  expect(r, "layer");
+  r = {};
+  r.map_head = static_cast<int>(model().config().n_heads);
+  expect(r, "head");
+  r = {};
+  r.num_beams = 0;
+  expect(r, "beam");
+  r = {};
+  r.prompt = "a picture of";
+  expect(r, "prompt");
+  r = {};
+  r.min_length = 5;  // supported: at least 5 ids before eos
+  r.max_length = 6;
+  const VlmResult res = v.caption(*enc[0], r);
+  CHECK(res.ids.size() >= 5);
+  CHECK(res.ids.size() <= 6);
 }
