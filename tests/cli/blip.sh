@@ -95,11 +95,11 @@ cat >"$tmp/ds/annotations.json" <<EOF
  {"question_id": 11, "image_id": 2, "question_type": "what color", "answer_type": "other", "multiple_choice_answer": "red",
   "answers": [$(for i in 1 2 3 4 5 6 7 8 9 10; do printf '{"answer": "red", "answer_id": %d}%s' $i "$([ $i -lt 10 ] && echo ,)"; done)]}]}
 EOF
-run "$X" eval --threads 1 -q --model "$F/vqa" --dataset "$tmp/ds" --task vqa --batch 2 --results-out "$tmp/vqa_results.json"
+run "$X" eval --threads 1 -q --json --model "$F/vqa" --dataset "$tmp/ds" --task vqa --batch 2 --results-out "$tmp/vqa_results.json"
 expect_rc 0 "eval vqa"
 printf '%s' "$out" | grep -q '"accuracy": 50' || fail "eval vqa: expected accuracy 50 (one right, one wrong): $out"
 [ -s "$tmp/vqa_results.json" ] || fail "eval vqa: no results file"
-run "$X" eval --threads 1 -q --model "$F/caption" --dataset "$tmp/ds" --task caption
+run "$X" eval --threads 1 -q --json --model "$F/caption" --dataset "$tmp/ds" --task caption
 expect_rc 0 "eval caption"
 printf '%s' "$out" | grep -q '"cider_d"' || fail "eval caption: no cider_d in $out"
 printf '%s' "$out" | grep -q '"images": 2' || fail "eval caption: expected 2 images in $out"
@@ -131,7 +131,7 @@ expect_rc 4 "truncated checkpoint"
 echo "$err" | grep -q "model.safetensors" || fail "truncated checkpoint: stderr '$err'"
 run "$X" caption --model "$F/caption" --help
 expect_rc 0 "--help"
-echo "$out" | grep -q -- "--beams" || fail "--help shows no --beams"
+echo "$out" | grep -q -- "--beam " || fail "--help shows no --beam"
 echo "$out" | grep -q "(=1)" || fail "--help shows no defaults"
 
 if [ "$fails" -ne 0 ]; then
