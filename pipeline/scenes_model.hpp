@@ -3,13 +3,21 @@
 // Definition and training: training/scenes_model.py, training/train_scenes.py.
 //
 //   image -> RGB u8 -> PIL-bicubic resize to S x S -> (v/255 - mean)/std, + x, y coordinate
-//   channels in [-1, 1]  [1, 5, S, S]
-//     -> Conv2d 3x3 (+ReLU) x n (total stride 8)  [1, C, G, G] -> [1, G*G, C]
-//     -> Linear C->d + img_pos [G*G, d] -> pre-LN encoder layers -> enc_ln  = memory [1, G*G, d]
+//   channels in [-1, 1]  [B, 5, S, S]
+//     -> Conv2d 3x3 (+ReLU) x n (total stride 8)  [B, C, G, G] -> [B, G*G, C]
+//     -> Linear C->d (+ LayerNorm with grid_layer_norm) + img_pos [G*G, d] -> pre-LN encoder
+//        layers -> enc_ln  = memory [B, G*G, d]
 //   tokens -> tok_emb + pos_emb -> pre-LN decoder layers (causal self-attention with KV cache,
 //     cross-attention to memory whose K/V are projected once per image, GELU FFN)
 //     -> dec_ln -> logits = x tok_emb^T
 // Prompts: VQA "<bos> question <sep>", caption "<bos> <cap> <sep>"; generation stops at <eos>.
+//
+// Batching: prepare_images runs B images through the convs and the encoder as one batch.
+// step_batch decodes R rows (sequences, or beams) in lockstep, each over its own image and at
+// its own length, with the rows' tokens stacked as the M dimension of every projection and FFN
+// matmul; the attention (tens of cached keys, or the G*G grid) runs per row in plain loops,
+// which also yields the cross-attention weights for attention maps. The decoding loops (greedy,
+// beam search) are pipeline/decoding; ScenesVlm (pipeline/vlm.cpp) puts them together.
 #pragma once
 #include <array>
 #include <cstdint>

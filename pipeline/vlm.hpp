@@ -7,8 +7,8 @@
 //   auto enc = m->encode({img1, img2});          // one batch through the image encoder
 //   VlmResult r = m->caption(*enc[0], {});       // or m->answer(*enc[0], "what ...?", {})
 //
-// Options a model does not support (beam search, prompts, bf16, attention maps on the scenes
-// model) are a UsageError naming the option, never silently ignored.
+// Options a model does not support (prompts and bf16 on the scenes model, attention maps of BLIP
+// VQA answers) are a UsageError naming the option, never silently ignored.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -29,8 +29,9 @@ struct VlmLoadOptions {
 struct VlmRequest {
   int max_length = 0;           // 0: the model's default. BLIP: total tokens counting [DEC] and
                                 // the prompt (HF max_length, default 20); scenes: new tokens
-  int min_length = 0;           // BLIP: [SEP] forbidden below this total length
-  int num_beams = 1;            // > 1: beam search (BLIP only)
+  int min_length = 0;           // BLIP: [SEP] forbidden below this total length; scenes: eos
+                                // forbidden before this many new tokens
+  int num_beams = 1;            // > 1: beam search
   float length_penalty = 1.0f;  // beam search
   std::string prompt;           // caption prompt, e.g. "a picture of" (BLIP only); stripped
   bool enc_first = false;       // VQA: [ENC] instead of [CLS] first (the original BLIP; BLIP only)
@@ -38,7 +39,9 @@ struct VlmRequest {
   int map_layer = -1;           // attention maps: decoder layer (-1: the model's default, e.g. the last)
   int map_head = -1;            // attention maps: head (-1: the mean over heads)
   // Streaming: called with (index of the sequence in the batch, text piece) as each token is
-  // chosen (greedy only; beam search emits nothing until the end). Empty: no streaming.
+  // chosen (greedy only; beam search emits nothing until the end, where the scenes model emits
+  // the whole text as one piece). The pieces of a sequence concatenate to its text. Empty: no
+  // streaming.
   std::function<void(size_t, const std::string&)> on_token;
 };
 
@@ -49,7 +52,8 @@ struct VlmResult {
   double score = 0;          // sum of log-probabilities (greedy) or the beam score; rank: log-likelihood
   // One map per generated id: map_grid() x map_grid() floats, row-major, summing to 1.
   std::vector<std::vector<float>> attention;
-  double text_ms = 0, decode_ms = 0;  // question encoding and decoding time of this call
+  double text_ms = 0, decode_ms = 0;  // question encoding and decoding time of this call (scenes
+                                      // batch calls: the batch's time split evenly over its results)
 };
 
 class Vlm {
