@@ -2,7 +2,8 @@
 # End-to-end: `xmodal caption` / `xmodal vqa` user features with the built-in scenes model:
 # folders, globs (quoted, expanded by xmodal), --list, a bad image in a folder (reported, skipped,
 # exit 3), --batch N equal to --batch 1, determinism, --jsonl, --coco-results, --stream,
-# --beam 1 = greedy, --timings (text and --json), --quiet, attention maps when the model has them.
+# --beam 1 = greedy, beam search batch-independent, --min-len, --timings (text and --json), --quiet,
+# attention maps (per word, contact sheet, layer/head selection; VQA's answer).
 # Expected captions come from tests/fixtures/scenes_model/expected.tsv (PyTorch greedy decoding).
 # usage: caption_inputs.sh /path/to/xmodal /repo/root
 set -u
@@ -153,20 +154,35 @@ echo "$out" | grep -qF "\"answer\":\"${as[0]}\"" || fail "vqa --jsonl: $out"
 run "$X" vqa --threads 1 --stream "$ROOT/assets/samples/scene-1.png" "${qs[0]}" "${qs[1]}"
 [ "$out" = "${as[0]}"$'\n'"${as[1]}" ] || fail "vqa --stream: '$out'"
 
-# ---- attention maps: per word PNGs and a contact sheet (once the scenes model has maps) ----
+# ---- attention maps: per word PNGs and a contact sheet; layer/head selection ----
 run "$X" caption --threads 1 --attention-map "$tmp/maps" "$ROOT/assets/samples/scene-0.png"
-if [ "$rc" -eq 0 ]; then
-  nw=$(echo "$(cap scene-0.png)" | wc -w)
-  np=$(ls "$tmp/maps" | grep -c '^scene-0\.[0-9][0-9]\..*\.png$')
-  [ "$np" -ge "$nw" ] || fail "attention maps: $np word PNGs for $nw words"
-  [ -s "$tmp/maps/scene-0.sheet.png" ] || fail "attention maps: no contact sheet"
-  run "$X" vqa --threads 1 --attention-map "$tmp/vmaps" "$ROOT/assets/samples/scene-1.png" "${qs[0]}"
-  expect_rc 0 "vqa --attention-map"
-  [ -s "$tmp/vmaps/scene-1.q1.sheet.png" ] || fail "vqa attention maps: no sheet: $(ls "$tmp/vmaps")"
-else
-  [ "$rc" -eq 2 ] || fail "--attention-map on the scenes model: exit $rc, expected 0 (or 2 while it has no maps): $err"
-  echo "note: the scenes model has no attention maps yet (BLIP's are tested in blip.sh)"
-fi
+expect_rc 0 "caption --attention-map"
+nw=$(cap scene-0.png | wc -w)
+np=$(ls "$tmp/maps" | grep -c '^scene-0\.[0-9][0-9]\..*\.png$')
+[ "$np" -ge "$nw" ] || fail "attention maps: $np word PNGs for $nw words"
+[ -s "$tmp/maps/scene-0.sheet.png" ] || fail "attention maps: no contact sheet"
+[ -s "$tmp/maps/scene-0.01.$(cap scene-0.png | awk '{print $2}').png" ] || fail "attention maps: no PNG named after word 2: $(ls "$tmp/maps")"
+run "$X" caption --threads 1 --attention-map "$tmp/maps_h0" --map-head 0 --map-layer 0 "$ROOT/assets/samples/scene-0.png"
+expect_rc 0 "--map-head 0 --map-layer 0"
+cmp -s "$tmp/maps/scene-0.01.$(cap scene-0.png | awk '{print $2}').png" "$tmp/maps_h0/scene-0.01.$(cap scene-0.png | awk '{print $2}').png" &&
+  fail "--map-head 0 --map-layer 0 gave the same picture as the default (mean over heads, last layer)"
+run "$X" caption --attention-map "$tmp/maps_bad" --map-head 99 "$ROOT/assets/samples/scene-0.png"
+expect_rc 2 "--map-head 99"
+run "$X" vqa --threads 1 --attention-map "$tmp/vmaps" "$ROOT/assets/samples/scene-1.png" "${qs[0]}"
+expect_rc 0 "vqa --attention-map"
+[ -s "$tmp/vmaps/scene-1.q1.sheet.png" ] || fail "vqa attention maps: no sheet: $(ls "$tmp/vmaps")"
+[ -s "$tmp/vmaps/scene-1.q1.00.${as[0]}.png" ] || fail "vqa attention maps: no map of the answer '${as[0]}': $(ls "$tmp/vmaps")"
+
+# ---- beam search: deterministic, the same in a batch as alone; --min-len lengthens ----
+run "$X" caption --threads 1 --beam 3 --batch 1 "$tmp/imgs"
+expect_rc 0 "--beam 3"
+b1=$out
+run "$X" caption --threads 1 --beam 3 --batch 4 "$tmp/imgs"
+[ "$out" = "$b1" ] || fail "--beam 3: --batch 4 differs from --batch 1: '$out' vs '$b1'"
+run "$X" caption --threads 1 --min-len 14 --jsonl "$ROOT/assets/samples/scene-0.png"
+expect_rc 0 "--min-len 14"
+n=$(printf '%s' "$out" | grep -o '"ids":\[[^]]*\]' | tr -cd ',' | wc -c)
+[ "$n" -ge 13 ] || fail "--min-len 14: only $((n + 1)) ids: $out"
 
 # ---- help: examples and defaults ----
 for sub in caption vqa eval; do
