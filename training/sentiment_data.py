@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Synthetic text + speech sentiment data, spoken by espeak-ng (Debian package, data only).
 
-  nice -n 10 /usr/bin/python3 training/sentiment_data.py --out build/sentiment-data [--train 4000 --test 2000]
+  nice -n 10 /usr/bin/python3 training/sentiment_data.py --out build/sentiment-data [--train 5000 --test 2000]
   /usr/bin/python3 training/sentiment_data.py --samples assets/samples    # the demo clips only
 
 Every clip is one sentence, spoken by one "speaker" (an espeak-ng voice + variant, with its own
@@ -123,7 +123,10 @@ STYLE_PARAMS = {
 }
 
 TRAIN_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan"]
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m6", "f1", "f2", "f3", "f5"]
+# espeak-ng variants that sound like people (no whisper, robot, child or monotone variants).
+TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m6", "m8", "f1", "f2", "f3", "f5", "Andy", "paul", "robert", "steph", "linda",
+                  "iven", "michel", "max", "Mike", "quincy", "rob", "aunty", "belinda", "Denis", "ed"]
+N_TRAIN_SPEAKERS = 50
 TEST_VOICES = ["en-029", "en-us-nyc", "en-gb-x-gbcwmd"]
 TEST_VARIANTS = ["m5", "m7", "f4"]
 
@@ -218,7 +221,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", default=None, help="only write the demo clips (SAMPLES) to this folder")
     ap.add_argument("--out", default="build/sentiment-data")
-    ap.add_argument("--train", type=int, default=4000)
+    ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
@@ -249,7 +252,7 @@ def main():
                     moved = True
         if not moved:
             break
-    speakers = {"train": make_speakers(rng, TRAIN_VOICES, TRAIN_VARIANTS, 20),
+    speakers = {"train": make_speakers(rng, TRAIN_VOICES, TRAIN_VARIANTS, N_TRAIN_SPEAKERS),
                 "test": make_speakers(rng, TEST_VOICES, TEST_VARIANTS, 6)}
     cells = list(CELLS)
     weights = [CELLS[c][2] for c in cells]

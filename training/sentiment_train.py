@@ -81,12 +81,21 @@ class Batches:
         return out
 
 
-def spec_augment(f, lens, rng):
+def spec_augment(f, lens, rng, shift=0):
     """One time mask (up to 15 frames) and one mel mask (up to 8 bins) per clip, filled with
-    the clip's mean: a little robustness, same for every mode."""
+    the clip's mean, and (shift > 0) a shift of the mel axis by up to +-shift bins (edge bins
+    repeated), a crude vocal-tract-length change so the model looks at relative pitch. The
+    same for every mode."""
     f = f.clone()
     for b in range(f.shape[0]):
         n = int(lens[b])
+        k = rng.randint(-shift, shift) if shift else 0
+        if k > 0:
+            f[b, :n, k:] = f[b, :n, :-k].clone()
+            f[b, :n, :k] = f[b, :n, k:k + 1]
+        elif k < 0:
+            f[b, :n, :k] = f[b, :n, -k:].clone()
+            f[b, :n, k:] = f[b, :n, k - 1:k]
         w = rng.randint(0, 15)
         s = rng.randint(0, max(0, n - w))
         fill = f[b, :n].mean()
@@ -153,7 +162,7 @@ def train_one(mode, cfg, train, test, args, out_dir):
         tot, n = 0.0, 0
         for idx in train.epoch(args.batch, rng):
             ids, tl, f, al, y = train.make(idx)
-            f = spec_augment(f, al, rng)
+            f = spec_augment(f, al, rng, args.freq_shift)
             loss = F.cross_entropy(model(ids, tl, f, al), y, label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
@@ -182,11 +191,13 @@ def results_md(results, summary):
         for s in SUBSETS:
             m = r["test"][s]
             lines.append(f"| {names.get(mode, mode)} | {s} | {m['n']} | {m['acc3']:.3f} | {m['f1_weighted']:.3f} |")
-    lines += ["", "Confusion matrices on the whole test split (rows: true negative/neutral/positive; "
-              "columns: predicted):", ""]
+    lines += ["", "Confusion matrices (rows: true negative / neutral / positive; in each row the counts "
+              "predicted negative, neutral, positive):", "",
+              "| model | " + " | ".join(SUBSETS) + " |", "|---|" + "---|" * len(SUBSETS)]
     for mode, r in results.items():
-        cm = r["test"]["all"]["confusion"]
-        lines.append(f"- {names.get(mode, mode)}: " + " / ".join("[" + " ".join(f"{v}" for v in row) + "]" for row in cm))
+        cells = [" / ".join("[" + " ".join(f"{v}" for v in row) + "]" for row in r["test"][s]["confusion"])
+                 for s in SUBSETS]
+        lines.append(f"| {names.get(mode, mode)} | " + " | ".join(cells) + " |")
     if summary:
         bc = summary.get("bayes_ceilings", {})
         lines += ["", "Ceilings of a predictor that knows only the text class / only the voice style "
@@ -204,8 +215,10 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--freq-shift", type=int, default=0, help="mel-axis shift augmentation, +- bins")
     ap.add_argument("--vocab", type=int, default=256)
     ap.add_argument("--limit", type=int, default=0, help="use only this many training clips (smoke tests)")
+    ap.add_argument("--report", action="store_true", help="only rebuild results.json/.md from OUT/<mode>/result.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
@@ -215,7 +228,15 @@ def main():
     if args.limit:
         tr = tr[:args.limit]
         te = te[:max(200, args.limit // 2)]
-    sp = train_tokenizer([m["text"] for m in tr], args.out, args.vocab)
+    if args.report:
+        write_report(args)
+        return
+    # The modes may train in parallel processes: the first trains the tokenizer, the rest reuse it.
+    if os.path.exists(os.path.join(args.out, "tokenizer.model")):
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(args.out, "tokenizer.model"))
+    else:
+        sp = train_tokenizer([m["text"] for m in tr], args.out, args.vocab)
     # Feature normalisation: one mean and std over every training frame and bin.
     acc, acc2, cnt = 0.0, 0.0, 0
     for m in tr:
@@ -229,17 +250,27 @@ def main():
     train, test = Batches(tr, feats, sp, cfg["max_text_len"]), Batches(te, feats, sp, cfg["max_text_len"])
     print(f"{len(tr)} train / {len(te)} test clips, vocab {sp.get_piece_size()}, features mean {mean:.3f} std {std:.3f}",
           flush=True)
-    results = {}
-    path = os.path.join(args.out, "results.json")
-    if os.path.exists(path):
-        results = json.load(open(path))["models"]
     for mode in args.modes.split(","):
-        results[mode] = train_one(mode, cfg, train, test, args, os.path.join(args.out, mode))
-        for s in SUBSETS:
-            m = results[mode]["test"][s]
-            print(f"[{mode}] test {s:12s} n={m['n']:5d} acc3={m['acc3']:.3f} f1w={m['f1_weighted']:.3f}", flush=True)
-        with open(path, "w") as f:
-            json.dump({"args": vars(args), "config": cfg, "models": results}, f, indent=1)
+        r = train_one(mode, cfg, train, test, args, os.path.join(args.out, mode))
+        for sub in SUBSETS:
+            m = r["test"][sub]
+            print(f"[{mode}] test {sub:12s} n={m['n']:5d} acc3={m['acc3']:.3f} f1w={m['f1_weighted']:.3f}", flush=True)
+        with open(os.path.join(args.out, mode, "result.json"), "w") as f:
+            json.dump({"args": vars(args), "config": cfg, "result": r}, f, indent=1)
+    write_report(args)
+
+
+def write_report(args):
+    """OUT/results.json and OUT/results.md from every OUT/<mode>/result.json present."""
+    results, run_args, cfg = {}, None, None
+    for mode in ("fused", "text", "audio"):
+        p = os.path.join(args.out, mode, "result.json")
+        if os.path.exists(p):
+            d = json.load(open(p))
+            results[mode] = d["result"]
+            run_args, cfg = run_args or d["args"], cfg or d["config"]
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"args": run_args, "config": cfg, "models": results}, f, indent=1)
     summary = None
     sp_path = os.path.join(args.data, "summary.json")
     if os.path.exists(sp_path):
