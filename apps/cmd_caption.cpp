@@ -64,7 +64,9 @@ int run_caption(const std::vector<std::string>& args) {
                "argument the caption alone is printed; otherwise each line is IMAGE<TAB>caption, in input order.\n"
                "An image that cannot be read is reported on stderr (one line naming it) and skipped; the others\n"
                "are still captioned, and the exit code is then 3. Output is deterministic for the same\n"
-               "input and --threads. Exit codes: 0 ok, 2 usage, 3 bad input (any image), 4 bad model.",
+               "input and --threads. Ctrl-C (or SIGTERM) stops after the current batch; what was done is printed\n"
+               "and written to --coco-results. Exit codes: 0 ok, 2 usage, 3 bad input (any image), 4 bad model,\n"
+               "130 interrupted.",
                visible,
                "  xmodal caption assets/samples/scene-0.png\n"
                "  xmodal caption assets/samples/ --jsonl > captions.jsonl\n"
@@ -109,7 +111,8 @@ int run_caption(const std::vector<std::string>& args) {
   std::map<std::string, int> stems;
   int failed = 0;
   size_t next = 0;
-  while (next < inputs.size()) {
+  install_stop_handlers();
+  while (next < inputs.size() && !stop_signal()) {
     // Read up to `batch` images; failures are reported and skipped.
     std::vector<Image> imgs;
     std::vector<std::string> paths;
@@ -202,6 +205,11 @@ int run_caption(const std::vector<std::string>& args) {
     data::write_caption_results(coco, res);
   }
   if (timings) std::cerr << timings_text(T);
+  if (stop_signal()) {
+    std::cerr << "xmodal: caption: interrupted; " << T.images << " images done"
+              << (coco.empty() ? "" : " (in " + coco + ")") << ", " << (inputs.size() - next) << " not started\n";
+    return 130;
+  }
   if (failed > 0) {
     if (inputs.size() > 1) info("caption: " + std::to_string(failed) + " of " + std::to_string(inputs.size()) + " inputs failed (exit 3)");
     return 3;

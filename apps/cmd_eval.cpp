@@ -36,22 +36,6 @@ namespace fs = std::filesystem;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// ------------------------------------------------------------------------------ interruption
-
-volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int sig) { g_stop = sig; }
-
-// SIGINT / SIGTERM (Ctrl-C, a scheduler's preemption) stop the run after the current batch; a
-// second signal kills at once (SA_RESETHAND).
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
 // ----------------------------------------------------------------------------------- dataset
 
 struct Item {  // one image of the run, in dataset order
@@ -490,7 +474,7 @@ int run_eval(const std::vector<std::string>& args) {
   {
     Progress progress("eval", static_cast<int64_t>(std::max<size_t>(todo.size(), 1)), "images", !c.quiet && !todo.empty());
     size_t next = 0;
-    while (next < todo.size() && !g_stop) {
+    while (next < todo.size() && !stop_signal()) {
       std::vector<Image> imgs;
       std::vector<const Item*> items;
       while (next < todo.size() && imgs.size() < batch) {
@@ -557,13 +541,13 @@ int run_eval(const std::vector<std::string>& args) {
       collect(task, journal_path, records, got, nullptr);
       progress.advance(static_cast<int64_t>(items.size()));
     }
-    if (!g_stop) progress.finish();
+    if (!stop_signal()) progress.finish();
   }
   if (journal) journal->close();
   const double seconds = std::chrono::duration<double>(Clock::now() - t_all).count();
 
-  if (g_stop) {
-    std::cerr << "xmodal: eval: interrupted (" << (g_stop == SIGTERM ? "SIGTERM" : "SIGINT") << "); "
+  if (stop_signal()) {
+    std::cerr << "xmodal: eval: interrupted (" << (stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT") << "); "
               << got.size() << " results kept"
               << (journal ? " in " + journal_path + "; run the same command with --resume to continue"
                           : "; without --journal they are written to --results-out only, if given")

@@ -2,11 +2,13 @@
 #include "apps/vlm_cli.hpp"
 
 #include <glob.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -239,6 +241,24 @@ std::vector<std::string> read_text_list(const std::string& path, const std::stri
   if (out.empty()) throw InputError(path, "the " + what + " list is empty");
   return out;
 }
+
+// ------------------------------------------------------------------------------ interruption
+
+namespace {
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop_signal(int sig) { g_stop = sig; }
+}  // namespace
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int stop_signal() { return g_stop; }
 
 // ---------------------------------------------------------------------------------- timings
 

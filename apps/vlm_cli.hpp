@@ -71,6 +71,13 @@ int64_t image_id_from_name(const std::string& path);
 // naming the file when it is empty or malformed; `what` names the entries ("answer").
 std::vector<std::string> read_text_list(const std::string& path, const std::string& what);
 
+// ------------------------------------------------------------------------------ interruption
+
+// SIGINT and SIGTERM (Ctrl-C, a scheduler's preemption) set a flag that the batch loops check, so
+// they stop after the current batch and keep what was done; a second signal kills at once.
+void install_stop_handlers();
+int stop_signal();  // 0, or the signal received
+
 // ---------------------------------------------------------------------------------- timings
 
 struct Timings {

@@ -5,6 +5,7 @@
 #  - SIGINT stops cleanly (exit 130) keeping what was done; --resume finishes it, identical;
 #  - --shard 0/2 and 1/2 merged with --merge equal the single run byte for byte, with the same
 #    scores; an incomplete or missing shard is refused;
+#  - xmodal caption stops on SIGINT after the current image, its --coco-results holding what it printed;
 #  - a full disk (/dev/full as the journal) is exit 3 naming it, not silent truncation;
 #  - the metrics table, --json, --timings.
 # usage: eval_resume.sh /path/to/xmodal /repo/root
@@ -140,6 +141,26 @@ run "$X" eval --merge "$tmp/v0.jsonl" "$tmp/v1.jsonl" "$tmp/v2.jsonl" --results-
 expect_rc 0 "vqa merge"
 cmp -s "$tmp/vmerged.json" "$tmp/vref.json" || fail "merged VQA shard results differ from the single run"
 echo "$out" | grep -q "overall" || fail "vqa merge: no table: $out"
+
+# ---- caption: SIGINT stops after the current batch; printed == written to --coco-results ----
+"$X" caption --threads 1 --batch 1 -q --coco-results "$tmp/ci.json" "$tmp/ds/images" >"$tmp/ci.out" 2>"$tmp/ci.err" &
+pid=$!
+for _ in $(seq 1 600); do
+  [ "$(lines "$tmp/ci.out")" -ge 5 ] && break
+  sleep 0.1
+done
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+pid=""
+if [ "$rc" -eq 130 ]; then
+  done_n=$(lines "$tmp/ci.out")
+  [ "$done_n" -lt $N ] || fail "caption SIGINT: all $N images were done anyway"
+  got=$(grep -o '"image_id"' "$tmp/ci.json" | wc -l | tr -d ' ')
+  [ "$got" -eq "$done_n" ] || fail "caption SIGINT: $done_n captions printed, $got in --coco-results"
+else
+  fail "caption SIGINT: exit $rc, expected 130 ($(cat "$tmp/ci.err"))"
+fi
 
 # ---- a full disk is an error naming the file ----
 if [ -w /dev/full ]; then
