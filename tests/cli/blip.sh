@@ -59,6 +59,20 @@ ngen=$(( $(echo "$CAP_IDS" | tr ',' '\n' | wc -l) - 1 ))  # all but [DEC]
 [ "$nmaps" -eq "$ngen" ] || fail "attention maps: $nmaps files for $ngen generated ids"
 printf '%s' "$out" | grep -q '"attention_grid": 4' || fail "attention maps: no attention_grid 4 in --json"
 
+[ -s "$tmp/maps/image.sheet.png" ] || fail "attention maps: no contact sheet image.sheet.png"
+# The shared spellings (--beam, --max-len) equal the BLIP ones (--beams, --max-length); a folder
+# of three copies batched by 2 gives the single-image caption three times.
+run "$X" caption --threads 1 -m "$F/caption" --jsonl --beam 3 --max-len 20 "$F/image.png"
+expect_rc 0 "caption --beam 3 --jsonl"
+ids=$(printf '%s' "$out" | grep -o '"ids":\[[^]]*\]' | sed 's/"ids":\[//; s/\]$//')
+[ "$ids" = "$BEAM_IDS" ] || fail "caption --beam 3: ids $ids, expected $BEAM_IDS"
+mkdir -p "$tmp/three"
+for i in 1 2 3; do cp "$F/image.png" "$tmp/three/im$i.png"; done
+run "$X" caption --threads 1 -m "$F/caption" --batch 2 "$tmp/three"
+expect_rc 0 "caption FOLDER --batch 2"
+[ "$(printf '%s\n' "$out" | cut -f2 | sort -u)" = "$CAP_TEXT" ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 3 ] ||
+  fail "caption FOLDER --batch 2: '$out'"
+
 run "$X" caption --threads 1 --model "$F/caption" --bf16 --timings "$F/image.png"
 expect_rc 0 "caption --bf16"
 echo "$err" | grep -q "decode" || fail "--timings printed no decode time: $err"
@@ -103,6 +117,14 @@ run "$X" eval --threads 1 -q --json --model "$F/caption" --dataset "$tmp/ds" --t
 expect_rc 0 "eval caption"
 printf '%s' "$out" | grep -q '"cider_d"' || fail "eval caption: no cider_d in $out"
 printf '%s' "$out" | grep -q '"images": 2' || fail "eval caption: expected 2 images in $out"
+
+# Shards of a BLIP eval, merged, equal the single run.
+run "$X" eval --threads 1 -q --model "$F/vqa" --dataset "$tmp/ds" --task vqa --shard 0/2 --journal "$tmp/b0.jsonl"
+expect_rc 0 "eval vqa --shard 0/2"
+run "$X" eval --threads 1 -q --model "$F/vqa" --dataset "$tmp/ds" --task vqa --shard 1/2 --journal "$tmp/b1.jsonl"
+run "$X" eval --merge "$tmp/b0.jsonl" "$tmp/b1.jsonl" --results-out "$tmp/vqa_merged.json" --json
+expect_rc 0 "eval --merge (BLIP)"
+cmp -s "$tmp/vqa_merged.json" "$tmp/vqa_results.json" || fail "BLIP eval: merged shards differ from the single run"
 
 # ---- errors: exit code and one line naming the problem ----
 run "$X" caption --model "$F/caption" "$tmp/missing.png"
