@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "core/tensor.hpp"
 
 namespace xmodal::audio {
@@ -35,7 +36,7 @@ constexpr int kNfft = 400;
 constexpr int kHop = 160;
 constexpr int kMels = 80;
 constexpr double kMinSeconds = 0.1;
-constexpr double kDefaultMaxSeconds = 60.0;
+constexpr double kDefaultMaxSeconds = Limits::kDefaultMaxAudioSeconds;  // 60 s (core/limits.hpp)
 constexpr int kMinRate = 1000, kMaxRate = 768000;
 constexpr int kMaxChannels = 256;
 constexpr int64_t kMaxResampleTable = 1 << 21;  // entries (doubles) of an exact phase table
@@ -56,12 +57,14 @@ struct Audio {
 };
 
 struct LoadOptions {
-  double max_seconds = kDefaultMaxSeconds;  // longer files are refused before decoding
+  // Longer files are refused before decoding. Defaults to the process-wide limit
+  // (core/limits.hpp; the CLI's --max-audio-seconds).
+  double max_seconds = limits().max_audio_seconds;
 };
 
 // Decodes a file to interleaved float frames without resampling: out [frames * channels].
 // InputError(path, ...) for every problem listed above (except the length limits).
-std::vector<float> decode_file(const std::string& path, AudioInfo& info, double max_seconds = kDefaultMaxSeconds);
+std::vector<float> decode_file(const std::string& path, AudioInfo& info, double max_seconds = limits().max_audio_seconds);
 
 // Reads, downmixes and resamples to 16 kHz. InputError(path, ...) on any problem.
 Audio load_audio(const std::string& path, const LoadOptions& opt = {});

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "core/tensor.hpp"
 
 namespace xmodal {
@@ -66,11 +67,12 @@ struct Image {
   bool empty() const { return width == 0 || height == 0; }
 };
 
-constexpr int64_t kDefaultMaxPixels = 50'000'000;  // 50 megapixels
+constexpr int64_t kDefaultMaxPixels = Limits::kDefaultMaxPixels;  // 50 megapixels (core/limits.hpp)
 
 struct ImageLoadOptions {
   // Largest width*height accepted, checked from the header before decoding (and again after).
-  int64_t max_pixels = kDefaultMaxPixels;
+  // Defaults to the process-wide limit (core/limits.hpp; the CLI's --max-pixels).
+  int64_t max_pixels = limits().max_pixels;
   // Largest file read into memory.
   uint64_t max_file_bytes = 1ull << 30;
 };

@@ -18,6 +18,7 @@
 #include "attention/mha.hpp"
 #include "attention/sdpa.hpp"
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "core/fs.hpp"
 #include "core/ops.hpp"
 #include "pipeline/weights.hpp"
@@ -660,6 +661,7 @@ Generation Model::Impl::generate(const Tensor& memory, const std::vector<int32_t
   if (static_cast<int64_t>(start.size()) >= cfg.text.max_positions)
     throw InputError("prompt", std::to_string(start.size()) + " tokens leave no room in the model's " +
                                    std::to_string(cfg.text.max_positions) + " positions");
+  check_new_tokens(opt.max_length - static_cast<int64_t>(start.size()));  // --max-new-tokens (core/limits.hpp)
   const auto t0 = Clock::now();
   Generation g = opt.num_beams > 1 ? beam(memory, start, opt, maps_wanted) : greedy(memory, start, opt, maps_wanted);
   g.prompt_length = static_cast<int>(start.size());
@@ -816,6 +818,7 @@ Generation Model::caption(const Tensor& image_states, const std::string& prompt,
   std::string prompt_text;
   if (!prompt.empty()) {
     std::vector<int32_t> ids = p_->tok.encode(prompt, true, "prompt");
+    check_prompt_tokens(static_cast<int64_t>(ids.size()) - 2, "prompt", "prompt");  // [CLS] .. [SEP] not counted
     start.insert(start.end(), ids.begin() + 1, ids.end() - 1);  // [CLS] p [SEP] -> [DEC] p
     prompt_text = p_->tok.decode(ids);
   }
@@ -826,6 +829,7 @@ Generation Model::caption(const Tensor& image_states, const std::string& prompt,
 
 std::vector<int32_t> Model::question_ids(const std::string& question, bool enc_first, const std::string& source) const {
   std::vector<int32_t> ids = p_->tok.encode(question, true, source);
+  check_prompt_tokens(static_cast<int64_t>(ids.size()) - 2, source);  // --max-prompt-tokens; [CLS] .. [SEP] not counted
   if (enc_first) {
     const int32_t enc = p_->tok.id("[ENC]");
     if (enc < 0) throw ModelError("config.json", "the vocabulary has no room for [ENC] (bos_token_id + 1)");

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "pipeline/blip.hpp"
 #include "pipeline/vlm.hpp"
 
@@ -43,6 +44,16 @@ class BlipVlm : public Vlm {
     std::vector<std::unique_ptr<Encoded>> out;
     if (images.empty()) return out;
     const int64_t S = m_.config().vision.image_size, B = static_cast<int64_t>(images.size());
+    {  // --max-batch-mb (core/limits.hpp): decoded images + pixel tensor + vision activations
+      // (per image N patches x hidden floats: the states, q/k/v, attention output and the
+      // intermediate/hidden times wider MLP activation, live at once within one layer).
+      const auto& v = m_.config().vision;
+      const int64_t N = v.grid() * v.grid() + 1;
+      int64_t bytes = 0;
+      for (const Image& im : images) bytes += int64_t{im.width} * im.height * 3;
+      bytes += B * 4 * (3 * S * S + N * (5 * v.hidden + v.intermediate));
+      check_batch_memory(B, bytes, m_.config().architecture);
+    }
     Tensor pixels = Tensor::empty({B, 3, S, S});
     for (int64_t b = 0; b < B; ++b) {
       Tensor p = m_.preprocess(images[static_cast<size_t>(b)]);

@@ -66,13 +66,14 @@ struct Node {
   virtual void ends(const Text& s, uint32_t pos, Ends& out) const = 0;
   virtual bool nullable() const = 0;
   virtual bool can_start(Cp c) const = 0;
+  // A shortcut for repetitions: 1 when the only match at pos is the one character s[pos], 0 when
+  // there is no match at pos, -1 when it is not that simple (call ends()).
+  virtual int one(const Text& s, uint32_t pos) const {
+    if (nullable()) return -1;
+    return pos < s.size() && can_start(s[pos]) ? -1 : 0;
+  }
 };
 using P = std::shared_ptr<const Node>;
-
-void normalize(Ends& e) {
-  std::sort(e.begin(), e.end());
-  e.erase(std::unique(e.begin(), e.end()), e.end());
-}
 
 using Pred = bool (*)(Cp);
 
@@ -127,6 +128,7 @@ struct ClassNode : Node {
   }
   bool nullable() const override { return false; }
   bool can_start(Cp c) const override { return test(c); }
+  int one(const Text& s, uint32_t pos) const override { return pos < s.size() && test(s[pos]) ? 1 : 0; }
 };
 
 struct LitNode : Node {  // a literal string, ASCII letters caseless (JFlex %caseless)
@@ -139,7 +141,74 @@ struct LitNode : Node {  // a literal string, ASCII letters caseless (JFlex %cas
   }
   bool nullable() const override { return lit.empty(); }
   bool can_start(Cp c) const override { return !lit.empty() && fold_ascii(c) == fold_ascii(lit[0]); }
+  int one(const Text& s, uint32_t pos) const override {
+    if (lit.size() != 1) return Node::one(s, pos);
+    return pos < s.size() && fold_ascii(s[pos]) == fold_ascii(lit[0]) ? 1 : 0;
+  }
 };
+
+// A set of text positions, as one stamp per position: the position is in the set when its stamp
+// equals the current generation. Membership and insertion are O(1), so a repetition that walks n
+// characters costs O(n) (it used to keep a sorted vector and merge it at every step, O(n^2): a
+// 20k-letter word took 7 s), and duplicates are dropped without sorting. Pooled per thread like
+// Scratch, one stamp array per nesting depth, so nested users never share one.
+class SeenSet {
+ public:
+  explicit SeenSet(size_t text_size) {
+    auto& pool = free_list();
+    if (pool.empty()) {
+      st_ = new Stamps;
+    } else {
+      st_ = pool.back();
+      pool.pop_back();
+    }
+    if (st_->mark.size() < text_size + 1) st_->mark.resize(text_size + 1, 0);
+    if (++st_->gen == 0) {  // wrapped: forget every old stamp
+      std::fill(st_->mark.begin(), st_->mark.end(), 0u);
+      st_->gen = 1;
+    }
+  }
+  ~SeenSet() { free_list().push_back(st_); }
+  SeenSet(const SeenSet&) = delete;
+  SeenSet& operator=(const SeenSet&) = delete;
+  // True the first time q is inserted.
+  bool insert(uint32_t q) {
+    if (st_->mark[q] == st_->gen) return false;
+    st_->mark[q] = st_->gen;
+    return true;
+  }
+
+ private:
+  struct Stamps {
+    std::vector<uint32_t> mark;
+    uint32_t gen = 0;
+  };
+  struct Pool {
+    std::vector<Stamps*> v;
+    ~Pool() {
+      for (Stamps* e : v) delete e;
+    }
+  };
+  static std::vector<Stamps*>& free_list() {
+    thread_local Pool pool;
+    return pool.v;
+  }
+  Stamps* st_;
+};
+
+// Drops repeated positions from e (order kept), O(e.size()).
+void dedup(Ends& e, size_t text_size) {
+  if (e.size() < 2) return;
+  if (e.size() == 2) {
+    if (e[0] == e[1]) e.pop_back();
+    return;
+  }
+  SeenSet seen(text_size);
+  size_t w = 0;
+  for (uint32_t q : e)
+    if (seen.insert(q)) e[w++] = q;
+  e.resize(w);
+}
 
 struct SeqNode : Node {
   std::vector<P> parts;
@@ -152,7 +221,7 @@ struct SeqNode : Node {
       next->clear();
       for (uint32_t q : *cur) p->ends(s, q, *next);
       if (next->empty()) return;
-      if (next->size() > 1) normalize(*next);
+      dedup(*next, s.size());
       std::swap(cur, next);
     }
     out.insert(out.end(), cur->begin(), cur->end());
@@ -186,31 +255,55 @@ struct AltNode : Node {
       if (a->can_start(c)) return true;
     return false;
   }
+  int one(const Text& s, uint32_t pos) const override {
+    int r = 0;
+    for (const auto& a : alts) {
+      const int v = a->one(s, pos);
+      if (v < 0) return -1;
+      r |= v;
+    }
+    return r;
+  }
 };
 
 struct RepNode : Node {  // x{lo,hi}; hi < 0 is unbounded
   P x;
+  const ClassNode* x_class = nullptr;  // x when it is one character class (the common case)
   int lo = 0, hi = -1;
   void ends(const Text& s, uint32_t pos, Ends& out) const override {
-    Scratch fa, na, sa, tmp;
+    if (x_class) {  // the ends are the contiguous run pos+lo .. pos+m: one scan, no frontier sets
+      if (lo == 0) out.push_back(pos);
+      uint32_t q = pos;
+      for (int k = 1; (hi < 0 || k <= hi) && q < s.size() && x_class->test(s[q]); ++k) {
+        ++q;
+        if (k >= lo) out.push_back(q);
+      }
+      return;
+    }
+    Scratch fa, na;
+    SeenSet seen(s.size());
     Ends* frontier = &*fa;
     Ends* next = &*na;
-    Ends& seen = *sa;
     frontier->push_back(pos);
     if (lo == 0) out.push_back(pos);
     for (int k = 1; hi < 0 || k <= hi; ++k) {
       next->clear();
-      for (uint32_t q : *frontier) x->ends(s, q, *next);
-      if (next->size() > 1) normalize(*next);
+      const int single = frontier->size() == 1 ? x->one(s, frontier->front()) : -1;
+      if (single == 1) {
+        next->push_back(frontier->front() + 1);
+      } else if (single < 0) {
+        for (uint32_t q : *frontier) x->ends(s, q, *next);
+      }
       if (k >= lo) {
-        // Past the minimum, positions already reached add nothing new (guarantees termination).
-        tmp->clear();
-        std::set_difference(next->begin(), next->end(), seen.begin(), seen.end(), std::back_inserter(*tmp));
-        next->swap(*tmp);
+        // Past the minimum, positions already reached add nothing new (guarantees termination);
+        // this also removes duplicates, in O(1) per position.
+        size_t w = 0;
+        for (uint32_t q : *next)
+          if (seen.insert(q)) (*next)[w++] = q;
+        next->resize(w);
         out.insert(out.end(), next->begin(), next->end());
-        tmp->clear();
-        std::merge(seen.begin(), seen.end(), next->begin(), next->end(), std::back_inserter(*tmp));
-        seen.swap(*tmp);
+      } else {
+        dedup(*next, s.size());
       }
       if (next->empty()) break;
       std::swap(frontier, next);
@@ -277,6 +370,7 @@ P alt(std::vector<P> alts) {
 }
 P rep(P x, int lo, int hi) {
   auto n = std::make_shared<RepNode>();
+  n->x_class = dynamic_cast<const ClassNode*>(x.get());
   n->x = std::move(x);
   n->lo = lo;
   n->hi = hi;
@@ -690,6 +784,18 @@ void emit(std::vector<std::string>& out, const Text& tok) {
   out.push_back(encode_utf8(low));
 }
 
+// The grammar engine is linear in the length of a run of non-space characters, but with a large
+// constant (every rule that can start there walks the run: ~1 s per MB). A run longer than
+// kMaxRun code points (no real caption has one; a hostile results file may) is therefore emitted
+// as one lower-cased token without running the grammar, where the Java tool might split it at
+// punctuation. This bounds the work to O(length) with a small constant (tests/test_metrics.cpp:
+// a 1 MB single-token caption).
+constexpr uint32_t kMaxRun = 10000;
+bool is_break(Cp c) {  // SPACE and NEWLINE of the grammar: where a run of characters ends
+  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || c == 0xA0 || in(c, 0x2000, 0x200A) || c == 0x3000 ||
+         c == 0x2028 || c == 0x2029 || c == 0x0B || c == 0x0C || c == 0x85;
+}
+
 // Tokenizes a whole text; a NEWLINE ends a line (used when several captions are tokenized as
 // one text, one per line, as pycocoevalcap does).
 std::vector<std::vector<std::string>> tokenize_lines(const Text& s) {
@@ -698,12 +804,23 @@ std::vector<std::vector<std::string>> tokenize_lines(const Text& s) {
   Ends e1, e2;
   uint32_t pos = 0;
   const uint32_t n = static_cast<uint32_t>(s.size());
+  uint32_t run_ok_until = 0;  // the run of non-space characters up to here is within kMaxRun
   while (pos < n) {
     const Cp c = s[pos];
     if (c == U'\n') {  // a line break between captions
       lines.emplace_back();
       ++pos;
       continue;
+    }
+    if (pos >= run_ok_until) {
+      uint32_t r = pos;
+      while (r < n && !is_break(s[r])) ++r;
+      if (r - pos > kMaxRun) {  // bounded work: one token, the grammar is not run on it
+        emit(lines.back(), s.substr(pos, r - pos));
+        pos = r;
+        continue;
+      }
+      run_ok_until = r;
     }
     size_t best_rule = SIZE_MAX;
     uint32_t best_total = pos, best_tok = pos;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 
 namespace xmodal {
 
@@ -517,6 +518,7 @@ Tensor ScenesModel::step(Sequence& seq, const std::vector<int>& ids) const {
 
 std::vector<int> ScenesModel::vqa_prompt(const std::string& question) const {
   std::vector<int> q = tok_.encode(question);
+  check_prompt_tokens(static_cast<int64_t>(q.size()), "question");  // --max-prompt-tokens (core/limits.hpp)
   const int64_t room = max_question_tokens();
   if (static_cast<int64_t>(q.size()) > room)
     throw InputError("question", "is " + std::to_string(q.size()) + " tokens long; the scenes model takes at most " +

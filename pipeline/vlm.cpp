@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "pipeline/scenes_model.hpp"
 #include "pipeline/weights.hpp"
 
@@ -98,6 +99,13 @@ class ScenesVlm : public Vlm {
 
   std::vector<std::unique_ptr<Encoded>> encode(const std::vector<Image>& images, double* encode_ms) const override {
     const auto t0 = Clock::now();
+    // --max-batch-mb (core/limits.hpp): the decoded images, the [3, S, S] inputs, and per layer
+    // about 8 activations of the conv grid (G*G positions x d_model: q, k, v, output, 4x FFN).
+    const ScenesConfig& c = m_.config();
+    int64_t bytes = 0;
+    for (const Image& im : images) bytes += int64_t{im.width} * im.height * 3;
+    bytes += static_cast<int64_t>(images.size()) * 4 * (3 * c.image_size * c.image_size + 8 * c.grid * c.grid * c.d_model);
+    check_batch_memory(static_cast<int64_t>(images.size()), bytes, architecture());
     std::vector<ScenesModel::ImageMemory> mems = m_.prepare_images(images);
     std::vector<std::unique_ptr<Encoded>> out;
     for (auto& m : mems) {
@@ -164,11 +172,13 @@ class ScenesVlm : public Vlm {
     }
     const auto t0 = Clock::now();
     const ScenesConfig& c = m_.config();
-    // Every row must fit max_len: the longest prompt bounds the new tokens of the batch.
-    size_t longest = 0;
-    for (const auto& p : prompts) longest = std::max(longest, p.size());
-    max_new = static_cast<int>(std::min<int64_t>(max_new, c.max_len - static_cast<int64_t>(longest)));
-    if (max_new < 1) throw InternalError("scenes model: prompt of " + std::to_string(longest) + " tokens leaves no room");
+    check_new_tokens(max_new);  // --max-new-tokens (core/limits.hpp), as asked, before the model's own cap
+    // Every row must fit max_len: each prompt bounds its own new tokens.
+    std::vector<int> room;
+    for (const auto& p : prompts) {
+      room.push_back(static_cast<int>(c.max_len - static_cast<int64_t>(p.size())));
+      if (room.back() < 1) throw InternalError("scenes model: prompt of " + std::to_string(p.size()) + " tokens leaves no room");
+    }
 
     ScenesModel::Batch batch = m_.start_batch(mems);
     ScenesModel::MapSpec spec{req.map_layer, req.map_head};
@@ -188,6 +198,7 @@ class ScenesVlm : public Vlm {
       GreedyOptions o;
       o.eos_id = c.eos_id;
       o.max_new_tokens = max_new;
+      o.max_new_each = room;
       o.min_new_tokens = req.min_length;
       o.banned = m_.banned_ids();
       std::function<void(size_t, int)> on_id;
@@ -203,6 +214,7 @@ class ScenesVlm : public Vlm {
       o.num_beams = req.num_beams;
       o.eos_id = c.eos_id;
       o.max_new_tokens = max_new;
+      o.max_new_each = room;
       o.min_new_tokens = req.min_length;
       o.length_penalty = req.length_penalty;
       o.banned = m_.banned_ids();
