@@ -162,6 +162,14 @@ else
   fail "caption SIGINT: exit $rc, expected 130 ($(cat "$tmp/ci.err"))"
 fi
 
+# ---- a bad image in the dataset: one line naming it, the rest scored, exit 3 ----
+cp -r "$tmp/ds" "$tmp/ds_bad"
+echo "not a PNG" >"$tmp/ds_bad/images/000002.png"
+run "$X" eval --threads 1 -q --dataset "$tmp/ds_bad" --task caption --limit 6 --json --results-out "$tmp/bad.json"
+expect_rc 3 "eval with a bad image"
+[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "000002.png" || fail "eval with a bad image: stderr '$err'"
+echo "$out" | grep -q '"images": 5' || fail "eval with a bad image: want 5 images scored: $out"
+
 # ---- a full disk is an error naming the file ----
 if [ -w /dev/full ]; then
   run "${E[@]}" -q --journal /dev/full

@@ -23,7 +23,11 @@ for f in include/xmodal/pipeline/vlm.hpp include/xmodal/core/tensor.hpp lib/libx
   [ -e "$tmp/prefix/$f" ] || fail "not installed: $f"
 done
 
-cmake -S "$ROOT/examples" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release >"$tmp/cfg.log" 2>&1 ||
+# A sanitizer build's static libraries need the same -fsanitize flags in the program that links them.
+san=$(sed -n 's/^XMODAL_SANITIZE:STRING=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+flags=()
+[ -n "$san" ] && flags=(-DCMAKE_CXX_FLAGS="-fsanitize=$san -fno-omit-frame-pointer" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=$san")
+cmake -S "$ROOT/examples" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release "${flags[@]}" >"$tmp/cfg.log" 2>&1 ||
   { cat "$tmp/cfg.log"; echo "FAIL: configuring examples/ against the installed package"; exit 1; }
 cmake --build "$tmp/build" -j2 >"$tmp/build.log" 2>&1 || { tail -30 "$tmp/build.log"; echo "FAIL: building examples/"; exit 1; }
 out=$("$tmp/build/caption" "$tmp/prefix/share/xmodal/assets/models/scenes" "$ROOT/assets/samples/scene-0.png" 2>&1)
