@@ -52,6 +52,14 @@ const std::vector<int>& banned_now(const GreedyOptions& opt, size_t generated, s
   return scratch;
 }
 
+// The new-token limit of sequence i of n.
+int limit_of(int max_new, const std::vector<int>& each, size_t i, size_t n) {
+  if (each.empty()) return max_new;
+  if (each.size() != n)
+    throw InternalError("decoding: " + std::to_string(each.size()) + " per-sequence limits for " + std::to_string(n) + " prompts");
+  return std::min(max_new, each[i]);
+}
+
 // logits [R, V] from a batched step, checked
 void check_batch_logits(const Tensor& logits, size_t rows, const char* who) {
   if (logits.dtype() != DType::f32 || logits.dim() != 2 || !logits.is_contiguous() ||
@@ -88,11 +96,17 @@ std::vector<GreedyResult> greedy_decode_batch(const BatchStep& step, const std::
   std::vector<GreedyResult> out(prompts.size());
   for (const auto& p : prompts)
     if (p.empty()) throw InternalError("greedy_decode_batch: empty prompt");
-  if (opt.max_new_tokens <= 0 || prompts.empty()) return out;
-  std::vector<size_t> active(prompts.size());
-  std::iota(active.begin(), active.end(), size_t{0});
+  std::vector<int> limit(prompts.size());
+  std::vector<size_t> active;
+  std::vector<std::vector<int>> ids;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    limit[i] = limit_of(opt.max_new_tokens, opt.max_new_each, i, prompts.size());
+    if (limit[i] > 0) {
+      active.push_back(i);
+      ids.push_back(prompts[i]);
+    }
+  }
   std::vector<int> parents, scratch;
-  std::vector<std::vector<int>> ids = prompts;
   for (int call = 0; !active.empty(); ++call) {
     Tensor logits = step(parents, ids);
     check_batch_logits(logits, active.size(), "greedy_decode_batch");
@@ -113,7 +127,7 @@ std::vector<GreedyResult> greedy_decode_batch(const BatchStep& step, const std::
       g.ids.push_back(id);
       g.origin.push_back({call, static_cast<int>(r)});
       if (on_token) on_token(active[r], id);
-      if (static_cast<int>(g.ids.size()) >= opt.max_new_tokens) continue;
+      if (static_cast<int>(g.ids.size()) >= limit[active[r]]) continue;
       next_active.push_back(active[r]);
       next_parents.push_back(static_cast<int>(r));
       next_ids.push_back({id});
@@ -171,6 +185,7 @@ struct SeqState {
   std::vector<Beam> live;
   Hyps hyps;
   int prompt_len = 0;
+  int max_new = 0;
   bool done = false;
 };
 
@@ -193,7 +208,8 @@ std::vector<BeamResult> beam_search_batch(const BatchStep& step, const std::vect
     seqs[i].hyps.n = K;
     seqs[i].prompt_len = static_cast<int>(prompts[i].size());
     seqs[i].live.push_back(Beam{{}, {}, 0.0, static_cast<int>(i)});
-    if (opt.max_new_tokens <= 0) seqs[i].done = true;
+    seqs[i].max_new = limit_of(opt.max_new_tokens, opt.max_new_each, i, prompts.size());
+    if (seqs[i].max_new <= 0) seqs[i].done = true;
   }
   std::vector<int> parents;
   std::vector<std::vector<int>> ids;
@@ -269,7 +285,7 @@ std::vector<BeamResult> beam_search_batch(const BatchStep& step, const std::vect
       if (static_cast<int>(s.hyps.list.size()) >= K && !cand.empty() &&
           s.hyps.worst >= cand[0].score / std::pow(static_cast<double>(cur_len), lp_exp))
         s.done = true;
-      if (!s.done && (next.empty() || gen + 1 >= opt.max_new_tokens)) {
+      if (!s.done && (next.empty() || gen + 1 >= s.max_new)) {
         for (Beam& b : next)
           s.hyps.add({b.logprob / std::pow(static_cast<double>(cur_len + 1), lp_exp), b.logprob, b.ids, b.origin, false});
         s.done = true;

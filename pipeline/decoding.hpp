@@ -33,6 +33,9 @@ using BatchStep = std::function<Tensor(const std::vector<int>& parents, const st
 struct GreedyOptions {
   int eos_id = -1;         // stop after generating it (it is not returned)
   int max_new_tokens = 32; // stop after this many tokens
+  // Batched decoding: when non-empty (one per prompt), sequence i stops after
+  // min(max_new_tokens, max_new_each[i]) tokens (e.g. what each prompt leaves of a context).
+  std::vector<int> max_new_each;
   int min_new_tokens = 0;  // eos is never chosen before this many tokens were generated
   // Tokens never generated (e.g. pad, bos, control ids): their logits are skipped by argmax.
   std::vector<int> banned;
@@ -68,6 +71,7 @@ struct BeamOptions {
   int num_beams = 4;
   int eos_id = -1;
   int max_new_tokens = 32;   // generated tokens, eos not counted
+  std::vector<int> max_new_each;  // when non-empty: per prompt, min(max_new_tokens, this)
   int min_new_tokens = 0;    // eos is forbidden before this many generated tokens
   float length_penalty = 1.0f;  // score = sum of log-probabilities / length ** length_penalty
   std::vector<int> banned;   // never generated

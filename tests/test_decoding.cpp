@@ -298,3 +298,41 @@ TEST_CASE("min length forbids eos; max length and banned ids hold; ties go to th
   b.num_beams = 0;
   CHECK_THROWS_AS(beam_search(toy.batch_step(), {0}, b), InternalError);
 }
+
+TEST_CASE("per-sequence new-token limits in a batch equal the same limits one at a time") {
+  const int V = 5;
+  // eos (4) is never likely: sequences run to their limits
+  Toy toy{V, [](const std::vector<int>& s) -> std::vector<double> {
+            std::vector<double> p = hashed_probs(s, V);
+            p[4] = 0.0;
+            return p;
+          }};
+  const std::vector<std::vector<int>> prompts{{1}, {2, 3}, {0, 0, 0}};
+  GreedyOptions g;
+  g.eos_id = 4;
+  g.max_new_tokens = 6;
+  g.max_new_each = {2, 9, 0};
+  BeamOptions b;
+  b.eos_id = 4;
+  b.max_new_tokens = 6;
+  b.max_new_each = {2, 9, 0};
+  b.num_beams = 2;
+  const auto gb = greedy_decode_batch(toy.batch_step(), prompts, g);
+  const auto bb = beam_search_batch(toy.batch_step(), prompts, b);
+  const std::vector<size_t> want{2, 6, 0};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    CAPTURE(i);
+    CHECK(gb[i].ids.size() == want[i]);
+    CHECK(bb[i].ids.size() == want[i]);
+    GreedyOptions g1 = g;
+    g1.max_new_each.clear();
+    g1.max_new_tokens = static_cast<int>(want[i]);
+    CHECK(greedy_decode(toy.single_step(), prompts[i], g1).ids == gb[i].ids);
+    BeamOptions b1 = b;
+    b1.max_new_each.clear();
+    b1.max_new_tokens = static_cast<int>(want[i]);
+    CHECK(beam_search(toy.batch_step(), prompts[i], b1).ids == bb[i].ids);
+  }
+  g.max_new_each = {1};  // not one per prompt
+  CHECK_THROWS_AS(greedy_decode_batch(toy.batch_step(), prompts, g), InternalError);
+}
