@@ -45,9 +45,12 @@ assert j["images"] == int(sys.argv[2]), j["images"]
 assert 0 <= j["cider_d"] and 0 < j["bleu_4"] <= 1 and "parse_rate" in j, j
 assert j["timings"]["generated_tokens"] > 0 and j["timings"]["peak_rss_mb"] > 0, j["timings"]
 EOF
-run "${E[@]}" -q
+run "${E[@]}"
 expect_rc 0 "eval with a table"
 echo "$out" | grep -q "CIDEr-D" && echo "$out" | grep -q "BLEU-4" || fail "metrics table: $out"
+# stderr is not a terminal here: plain progress lines (no bar redraws), ending with the total.
+echo "$err" | grep -q "^eval: $N/$N images 100%" || fail "progress: no final 'eval: $N/$N images 100%' line: $err"
+printf '%s' "$err" | grep -q $'\r' && fail "progress: carriage returns when stderr is not a terminal"
 
 # ---- kill -9 mid-run, then --resume ----
 "${E[@]}" -q --journal "$tmp/k.jsonl" >/dev/null 2>"$tmp/kerr" &
