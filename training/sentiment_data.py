@@ -183,11 +183,13 @@ def synth(job):
 
 
 # The committed demo clips (assets/samples/sentiment-*.wav): held-out speakers, middle-of-range
-# style settings. (file stem, sentence spoken, style, speaker)
+# style settings. (file stem, sentence spoken, style, speaker). The ambiguous trio speaks a
+# test-only sentence; "well, that happened" (a training sentence) was used before, and the shipped
+# model reads it as negative in the cheerful and neutral voices (see training/README-sentiment.md).
 SAMPLES = [
-    ("sentiment-happy", "well, that happened", "happy", "en-029+m5"),
-    ("sentiment-neutral", "well, that happened", "neutral", "en-029+m5"),
-    ("sentiment-flat", "well, that happened", "flat", "en-029+m5"),
+    ("sentiment-happy", "well, the show is over", "happy", "en-029+m5"),
+    ("sentiment-neutral", "well, the show is over", "neutral", "en-029+m5"),
+    ("sentiment-flat", "well, the show is over", "flat", "en-029+m5"),
     ("sentiment-praise", "the concert was wonderful", "happy", "en-us-nyc+f4"),
     ("sentiment-sarcastic", "the concert was wonderful", "flat", "en-us-nyc+f4"),
     ("sentiment-fact", "the meeting starts at nine", "happy", "en-gb-x-gbcwmd+m7"),
