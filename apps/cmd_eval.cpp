@@ -297,7 +297,14 @@ int run_merge(const std::vector<std::string>& journals, const std::string& datas
     }
     for (auto it = ref.begin(); it != ref.end(); ++it) {
       if (it.key() == "shard" || (it.key() == "dataset" && !dataset_flag.empty())) continue;
-      if (!c.header.contains(it.key()) || c.header[it.key()] != it.value())
+      const bool differs = !c.header.contains(it.key()) || c.header[it.key()] != it.value();
+      if (differs && (it.key() == "model" || it.key() == "dataset")) {
+        // Shards on other machines may see the same files under other paths.
+        warn(p + ": " + it.key() + " " + c.header.value(it.key(), std::string("?")) + " differs from " + ref_path +
+             "'s " + it.value().get<std::string>() + "; assuming the same files");
+        continue;
+      }
+      if (differs)
         throw InputError(p, "was made with a different " + it.key() + " than " + ref_path + " (" +
                                 (c.header.contains(it.key()) ? c.header[it.key()].dump() : std::string("none")) + " vs " +
                                 it.value().dump() + ")");
