@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -115,6 +116,36 @@ TEST_CASE("datasets: VQA round trip through the writers") {
     CHECK(contains(text, k));
   // answer_id makes each answer record distinct (the official leave-one-out compares records).
   CHECK(contains(read_file(t.path + "/a.json"), "\"answer_id\":10"));
+}
+
+TEST_CASE("datasets: the streamed annotation writer gives json::dump()'s exact bytes") {
+  // Independent reference: the same records as an nlohmann tree, dumped compactly.
+  TempDir t;
+  std::vector<VqaAnnotation> a = {
+      {7001, 7, "B1", "other", "sq\"uare\\", {"a", "\xc3\xa9t\xc3\xa9", "tab\there", "ctl\x01", "\xf0\x9f\x98\x80"}},
+      {7002, 7, "count", "number", "3", std::vector<std::string>(10, "3")},
+      {-5, 0, "", "", "", {""}}};
+  write_vqa_annotations(t.path + "/a.json", a);
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& x : a) {
+    nlohmann::json ans = nlohmann::json::array();
+    for (size_t k = 0; k < x.answers.size(); ++k)
+      ans.push_back({{"answer", x.answers[k]}, {"answer_confidence", "yes"}, {"answer_id", k + 1}});
+    arr.push_back({{"question_id", x.question_id}, {"image_id", x.image_id}, {"question_type", x.question_type},
+                   {"answer_type", x.answer_type}, {"multiple_choice_answer", x.multiple_choice_answer},
+                   {"answers", ans}});
+  }
+  nlohmann::json root = {{"info", {{"description", "written by xmodal"}}}, {"data_type", "mscoco"},
+                         {"data_subtype", "xmodal"}, {"license", nlohmann::json::object()}, {"annotations", arr}};
+  CHECK(read_file(t.path + "/a.json") == root.dump() + "\n");
+  // Empty list, and invalid UTF-8 is an input error naming the file (nothing written).
+  write_vqa_annotations(t.path + "/e.json", {});
+  CHECK(read_file(t.path + "/e.json") ==
+        "{\"annotations\":[],\"data_subtype\":\"xmodal\",\"data_type\":\"mscoco\",\"info\":{\"description\":\"written "
+        "by xmodal\"},\"license\":{}}\n");
+  std::vector<VqaAnnotation> bad = {{1, 0, "x", "other", "\xff", {"\xff"}}};
+  CHECK_THROWS_AS(write_vqa_annotations(t.path + "/b.json", bad), InputError);
+  CHECK_FALSE(fs::exists(t.path + "/b.json"));
 }
 
 TEST_CASE("datasets: the committed fixtures read") {
