@@ -111,6 +111,21 @@ expect_bad "$tmp/missing.wav" ""
 mkdir "$tmp/adir.wav"
 expect_bad "$tmp/adir.wav" ""
 
+# over --max-audio-seconds: exit 3 naming the file, with the numbers
+run sentiment --text "well" --audio "$smp/sentiment-flat.wav" --max-audio-seconds 1
+[ "$rc" -eq 3 ] || fail "--max-audio-seconds 1: exit $rc, want 3 ($err)"
+case "$err" in
+  "xmodal: $smp/sentiment-flat.wav: "*"over the limit of 1 s"*) ;;
+  *) fail "--max-audio-seconds 1: unexpected stderr: $err" ;;
+esac
+# a text over the model's 32 tokens: exit 3 about --text
+run sentiment --text "$(printf 'wonderful %.0s' $(seq 40))" --audio "$smp/sentiment-flat.wav"
+[ "$rc" -eq 3 ] || fail "40-word text: exit $rc, want 3 ($err)"
+case "$err" in
+  "xmodal: --text: "*"at most 32"*) ;;
+  *) fail "40-word text: unexpected stderr: $err" ;;
+esac
+
 # expect_usage ARGS...: exit 2, one stderr line, no stdout.
 expect_usage() {
   run sentiment "$@"
