@@ -388,6 +388,20 @@ TEST_CASE("Vlm: caption_batch and answer_batch equal one-at-a-time results and t
     d_score = std::max(d_score, std::fabs(ans[k].score - one.score));
     CHECK(std::vector<int>(ans[k].ids.begin(), ans[k].ids.end()) == want[k]);
   }
+  // a long --max-len: each row stops at what its own prompt leaves of max_len, as it would alone
+  VlmRequest longer;
+  longer.max_length = static_cast<int>(model().config().max_len);
+  longer.min_length = 12;  // forces long answers, so the per-row limits bind
+  const std::vector<const Vlm::Encoded*> qi(qimg.begin(), qimg.begin() + 6);
+  const std::vector<std::string> qq(qs.begin(), qs.begin() + 6);
+  const auto ans2 = v.answer_batch(qi, qq, longer);
+  for (size_t k = 0; k < qq.size(); ++k) {
+    const VlmResult one = v.answer(*qi[k], qq[k], longer);
+    CHECK(ans2[k].ids == one.ids);
+    CHECK(ans2[k].ids.size() >= 12);
+    CHECK(static_cast<int64_t>(ans2[k].ids.size() + model().vqa_prompt(qq[k]).size()) <= model().config().max_len);
+    d_score = std::max(d_score, std::fabs(ans2[k].score - one.score));
+  }
   MESSAGE("max |score diff| batched vs single: " << d_score);
   CHECK(d_score <= 1e-4);
 }
