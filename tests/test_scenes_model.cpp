@@ -437,9 +437,10 @@ TEST_CASE("beam search on the scenes model: PyTorch reference, width 1 is greedy
   // (informative only: whether beams beat greedy depends on the model; test_decoding proves it
   // on a toy model)
   MESSAGE(differs_from_greedy << " beam references differ from the greedy caption");
-  // width 1 == greedy, on every reference sequence (decoding.hpp beam_search over step_batch)
+  // width 1 == greedy, on each caption and first question (decoding.hpp beam_search over step_batch)
   const auto mems = m.prepare_images(images);
   for (const auto& s : ref_sequences()) {
+    if (s.tag.find(".q") != std::string::npos && s.tag.find(".q0") == std::string::npos) continue;
     auto batch = m.start_batch({&mems[s.sample]});
     BeamOptions o;
     o.num_beams = 1;
@@ -574,7 +575,8 @@ TEST_CASE("streaming pieces concatenate to the final text; beam search emits the
 
 TEST_CASE("deterministic: the same request twice gives identical ids, scores and maps") {
   const Vlm& v = vlm();
-  const auto images = sample_images();
+  const auto all = sample_images();
+  const std::vector<Image> images(all.begin(), all.begin() + 2);
   const auto enc = v.encode(images);
   const auto enc2 = v.encode(images);
   std::vector<const Vlm::Encoded*> p1, p2;
