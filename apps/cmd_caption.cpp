@@ -40,13 +40,13 @@ int run_caption(const std::vector<std::string>& args) {
   po::options_description io("Input and output");
   io.add_options()
     ("image", po::value(&images)->multitoken(), "image files, folders (their images, sorted) or glob patterns; positional")
-    ("list", po::value(&list)->default_value(""), "also read image paths from FILE, one per line (- = stdin; # comments)")
+    ("list", po::value(&list)->default_value("", "none"), "also read image paths from FILE, one per line (- = stdin; # comments)")
     ("jsonl", po::bool_switch(&jsonl), "print one JSON object per image and line: {image, image_id, caption, ids, tokens, score}")
     ("json", po::bool_switch(&as_json), "print one JSON array of {image, caption, ids, tokens, score, ms}")
-    ("coco-results", po::value(&coco)->default_value(""),
+    ("coco-results", po::value(&coco)->default_value("", "none"),
      "also write a COCO results file [{image_id, caption}] (atomically); image_id = the last number in the file name")
     ("stream", po::bool_switch(&stream), "print each token as it is decoded (one image at a time)")
-    ("attention-map", po::value(&maps_dir)->default_value(""),
+    ("attention-map", po::value(&maps_dir)->default_value("", "none"),
      "write DIR/<image>.<NN>.<word>.png per generated word (cross-attention heatmap on the image) and DIR/<image>.sheet.png")
     ("timings", po::bool_switch(&timings), "print per-stage times, tokens/s and peak memory to stderr (and into --json)");
   po::options_description visible("Options");

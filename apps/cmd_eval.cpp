@@ -362,22 +362,22 @@ int run_eval(const std::vector<std::string>& args) {
   bool resume = false, merge = false, as_json = false, timings = false;
   po::options_description io("Evaluation");
   io.add_options()
-    ("dataset,d", po::value(&dataset)->default_value(""),
+    ("dataset,d", po::value(&dataset)->default_value("", "none"),
      "dataset folder: images/ + captions.json (caption), or + questions.json + annotations.json (vqa)")
-    ("task,t", po::value(&task)->default_value(""), "caption | vqa")
+    ("task,t", po::value(&task)->default_value("", "none"), "caption | vqa")
     ("limit", po::value(&limit)->default_value(0), "evaluate only the first N images (0 = all)")
-    ("journal", po::value(&journal_path)->default_value(""),
+    ("journal", po::value(&journal_path)->default_value("", "none"),
      "append each batch's results to FILE (JSON Lines, fsync'd) as they are made; needed by --resume and --merge")
     ("resume", po::bool_switch(&resume), "continue the run recorded in --journal: skip what it holds (same settings)")
     ("shard", po::value(&shard)->default_value("0/1"), "run only slice K of N (images K, K+N, K+2N, ...; needs --journal)")
     ("merge", po::bool_switch(&merge), "score the shard journals given as arguments together (all N of them)")
     ("journals", po::value(&merge_files)->multitoken(), "with --merge: the journals (positional)")
-    ("results-out,o", po::value(&results_out)->default_value(""),
+    ("results-out,o", po::value(&results_out)->default_value("", "none"),
      "write the results file (atomically): COCO [{image_id, caption}] or VQA [{question_id, answer}]")
-    ("summary-out", po::value(&summary_out)->default_value(""), "also write the JSON summary to FILE")
+    ("summary-out", po::value(&summary_out)->default_value("", "none"), "also write the JSON summary to FILE")
     ("json", po::bool_switch(&as_json), "print the summary as JSON instead of a table")
     ("timings", po::bool_switch(&timings), "per-stage times, tokens/s and peak memory (stderr, and in --json)")
-    ("answer-list", po::value(&answer_list)->default_value(""), "VQA with BLIP: rank this fixed answer list")
+    ("answer-list", po::value(&answer_list)->default_value("", "none"), "VQA with BLIP: rank this fixed answer list")
     ("rank-k", po::value(&rank_k)->default_value(128), "VQA with --answer-list: candidates kept");
   po::options_description visible("Options");
   visible.add(io).add(model_options(mo)).add(decode_options(dopt, true, true)).add(common_options(c));

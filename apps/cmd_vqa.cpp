@@ -33,14 +33,14 @@ int run_vqa(const std::vector<std::string>& args) {
   po::options_description io("Input and output");
   io.add_options()
     ("args", po::value(&positional)->multitoken(), "IMAGE QUESTION [QUESTION...] (positional)")
-    ("questions", po::value(&questions_file)->default_value(""), "also read questions from FILE, one per line")
-    ("answer-list", po::value(&answer_list)->default_value(""),
+    ("questions", po::value(&questions_file)->default_value("", "none"), "also read questions from FILE, one per line")
+    ("answer-list", po::value(&answer_list)->default_value("", "none"),
      "BLIP: rank this fixed list (one answer per line, or a JSON array) instead of generating")
     ("rank-k", po::value(&rank_k)->default_value(128), "with --answer-list: candidates kept by first-token probability")
     ("jsonl", po::bool_switch(&jsonl), "print one JSON object per question and line: {question, answer, ids, tokens, score}")
     ("json", po::bool_switch(&as_json), "print one JSON array of {question, answer, ids, tokens, score, ms}")
     ("stream", po::bool_switch(&stream), "print each answer token as it is decoded (one question at a time)")
-    ("attention-map", po::value(&maps_dir)->default_value(""),
+    ("attention-map", po::value(&maps_dir)->default_value("", "none"),
      "write DIR/<image>.q<N>.<NN>.<word>.png per answer word (cross-attention heatmap) and DIR/<image>.q<N>.sheet.png")
     ("timings", po::bool_switch(&timings), "print per-stage times, tokens/s and peak memory to stderr (and into --json)");
   po::options_description visible("Options");

@@ -47,7 +47,7 @@ po::options_description decode_options(DecodeOpts& o, bool caption, bool vqa) {
      "longest output, 0 = the model's default (BLIP: 20 tokens counting [DEC] and the prompt; scenes: "
      "new tokens)");
   if (caption)
-    d.add_options()("prompt", po::value(&o.prompt)->default_value(""),
+    d.add_options()("prompt", po::value(&o.prompt)->default_value("", "none"),
                     "text the caption continues, e.g. \"a picture of\" (BLIP; stripped from the output)");
   if (vqa)
     d.add_options()("first-token", po::value(&o.first_token)->default_value("cls"),
