@@ -22,7 +22,7 @@ po::options_description common_options(Common& c) {
   po::options_description o("General");
   o.add_options()
     ("help,h", po::bool_switch(&c.help), "show this help")
-    ("threads", po::value<int>(&c.threads)->default_value(0), "threads for oneDNN and kernels (0 = all cores)")
+    ("threads", po::value<int>(&c.threads)->default_value(0), "threads for oneDNN and kernels (0 = $OMP_NUM_THREADS if set, else all cores)")
     ("quiet,q", po::bool_switch(&c.quiet), "print results only, no progress or notes")
     ("verbose,v", po::bool_switch(&c.verbose), "print extra detail to stderr");
   return o;

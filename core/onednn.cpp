@@ -1,5 +1,7 @@
 #include "core/onednn.hpp"
 
+#include <cstdlib>
+
 #include <omp.h>
 
 #include "core/error.hpp"
@@ -21,6 +23,9 @@ static int g_threads = 0;
 void set_num_threads(int n) {
   if (n < 0) throw UsageError("--threads must be >= 0, got " + std::to_string(n));
   g_threads = n;
+  // 0: OMP_NUM_THREADS when the user set it (the OpenMP default then honours it), else all cores.
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if (n == 0 && env && *env) return;
   omp_set_num_threads(n == 0 ? omp_get_num_procs() : n);
 }
 
