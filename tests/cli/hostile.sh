@@ -77,14 +77,15 @@ done
 expect_ok score --task caption --annotations "$good_gt" --results "$good_res" --max-prompt-tokens 5 --max-batch-mb 1
 
 # ---------------------------------------------------------------- hostile captions in results JSON (score)
-# one results file per case: every image gets the same caption
+# one results file per case: the first image gets the hostile caption, the others a plain one
+# (one huge caption is the point; a copy per image would only multiply the time under ASan)
 mk_res() {  # mk_res OUT PYTHON_EXPR_FOR_CAPTION
   $py - "$good_gt" "$2" >"$1" <<'PY'
 import json, sys
 gt = json.load(open(sys.argv[1]))
 cap = eval(sys.argv[2])
 ids = sorted({a["image_id"] for a in gt["annotations"]})
-sys.stdout.write(json.dumps([{"image_id": i, "caption": cap} for i in ids]))
+sys.stdout.write(json.dumps([{"image_id": i, "caption": cap if k == 0 else "a dog on a mat"} for k, i in enumerate(ids)]))
 PY
 }
 mk_res word1m.json '"a" * (1 << 20)'
@@ -92,7 +93,7 @@ t0=$(date +%s)
 expect_ok score --task caption --annotations "$good_gt" --results word1m.json
 t1=$(date +%s)
 [ $((t1 - t0)) -lt 30 ] || fail "score with 1 MB single-word captions took $((t1 - t0)) s (quadratic tokenizer?)"
-mk_res mixed.json '"%s%n%x%p $(touch pwned) `id` ; | & > < \u202eevil\u202c \u200f 🐈‍⬛😀 " * 5000'
+mk_res mixed.json '"%s%n%x%p $(touch pwned) `id` ; | & > < \u202eevil\u202c \u200f 🐈‍⬛😀 " * 2000'
 expect_ok score --task caption --annotations "$good_gt" --results mixed.json
 [ ! -e pwned ] || fail "a caption was run by a shell"
 mk_res esc_nul.json '"a dog\u0000 on a mat"'
